@@ -1,0 +1,195 @@
+"""Stage 2, chunk: read one batch of files, cut them with FastCDC, seal new chunks into packs.
+
+Output stays in the run directory: sealed packs under `batch-N/` and `chunks-N` (each file's
+chunk list, errors, and the packs' blob lists). Nothing is sent to the store here, so a retried
+upload never needs the source again.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pyfastcdc import FastCDC
+
+from kloset.backup import spool
+from kloset.backup.claims import Claims, LocalClaims
+from kloset.backup.plan import load_plan
+from kloset.pack import BLOB_DATA, PackWriter, SealedPack
+from kloset.repository import Repository
+from kloset.source import Source
+
+GROUP_CHUNKS = 64
+GROUP_BYTES = 32 * 1024 * 1024
+
+
+@dataclass
+class ChunkResult:
+    """Small summary of one chunked batch."""
+
+    batch: int
+    files: int
+    bytes_read: int
+    chunks: int
+    new_chunks: int
+    new_bytes: int
+    stored_bytes: int
+    packs: list[str]
+    errors: list[tuple[str, str]]
+
+
+class _BatchChunker:
+    def __init__(self, repo: Repository, out_dir: str, claims: Claims) -> None:
+        cfg = repo.config.chunker
+        self.repo = repo
+        self.out_dir = out_dir
+        self.claims = claims
+        self.cdc = FastCDC(
+            cfg.avg_size,
+            min_size=cfg.min_size,
+            max_size=cfg.max_size,
+            normalized_chunking=cfg.normalization,  # type: ignore[arg-type]
+            seed=repo.keys.chunker_seed,
+        )
+        self.min_size = cfg.min_size
+        self.buf = bytearray(cfg.min_size + 1)
+        self.pending: list[tuple[bytes, Any]] = []
+        self.pending_bytes = 0
+        self.packer: PackWriter | None = None
+        self.sealed: list[SealedPack] = []
+        self.chunks = 0
+        self.new_chunks = 0
+        self.new_bytes = 0
+
+    def file_chunks(self, source: Source, relpath: str) -> tuple[list[bytes], int]:
+        ids: list[bytes] = []
+        local = source.local_path(relpath)
+        total = 0
+        if local is not None:
+            with open(local, "rb") as fh:
+                n = fh.readinto(self.buf)
+            if n <= self.min_size:
+                # Small file: one chunk, read into a reused buffer (fresh memory is slow here).
+                if n:
+                    data = bytes(memoryview(self.buf)[:n])
+                    ids.append(self._add(data))
+                return ids, n
+            for ch in self.cdc.cut_file(local):
+                ids.append(self._add(ch.data))
+                total += ch.length
+            return ids, total
+        with source.open(relpath) as fh:
+            for ch in self.cdc.cut_stream(fh):
+                # Stream chunks are only valid until the next one: keep a copy.
+                ids.append(self._add(bytes(ch.data)))
+                total += ch.length
+        return ids, total
+
+    def _add(self, data: bytes | memoryview) -> bytes:
+        bid = self.repo.blob_id(data)
+        self.chunks += 1
+        if bid not in self.repo.index:
+            self.pending.append((bid, data))
+            self.pending_bytes += len(data)
+            if len(self.pending) >= GROUP_CHUNKS or self.pending_bytes >= GROUP_BYTES:
+                self.flush()
+        return bid
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        wins = self.claims.claim([bid for bid, _ in self.pending])
+        for (bid, data), mine in zip(self.pending, wins, strict=True):
+            if not mine:
+                continue
+            if self.packer is None:
+                self.packer = PackWriter(self.repo.cipher, self.out_dir, self.repo.config.compression_level)
+            self.packer.add(BLOB_DATA, bid, data)
+            self.new_chunks += 1
+            self.new_bytes += len(data)
+            if self.packer.size >= self.repo.config.pack_size:
+                self.sealed.append(self.packer.seal())
+                self.packer = None
+        self.pending = []
+        self.pending_bytes = 0
+
+    def finish(self) -> list[SealedPack]:
+        self.flush()
+        if self.packer is not None:
+            self.sealed.append(self.packer.seal())
+            self.packer = None
+        return self.sealed
+
+
+def chunk_batch(
+    repo: Repository,
+    run_dir: str,
+    batch_no: int,
+    *,
+    source: Source | None = None,
+    claims: Claims | None = None,
+    plan: dict[str, Any] | None = None,
+    on_file: Callable[[int], None] | None = None,
+) -> ChunkResult:
+    """Chunk batch `batch_no` of the plan in `run_dir`; idempotent (reruns redo the batch)."""
+    plan = plan or load_plan(run_dir)
+    if source is None:
+        from kloset.locations import open_source
+
+        source = open_source(plan["source"])
+    out_dir = spool.batch_dir(run_dir, batch_no)
+    for stale in os.listdir(out_dir):  # a previous attempt of this batch: start clean
+        os.unlink(os.path.join(out_dir, stale))
+    worker = _BatchChunker(repo, out_dir, claims or LocalClaims())
+    items = plan["items"]
+    files: dict[int, list[Any]] = {}
+    errors: list[tuple[str, str]] = []
+    bytes_read = 0
+    for idx in plan["batches"][batch_no]:
+        relpath = items[idx][0]
+        try:
+            ids, size = worker.file_chunks(source, relpath)
+        except (OSError, ValueError) as exc:
+            errors.append(("/" + relpath, f"cannot read: {getattr(exc, 'strerror', None) or exc}"))
+            if on_file is not None:
+                on_file(0)
+            continue
+        except Exception as exc:  # noqa: BLE001 - remote sources raise their own errors
+            errors.append(("/" + relpath, f"cannot read: {exc}"))
+            if on_file is not None:
+                on_file(0)
+            continue
+        files[idx] = [ids, size]
+        bytes_read += size
+        if on_file is not None:
+            on_file(size)
+    sealed = worker.finish()
+    stored = sum(p.size for p in sealed)
+    spool.write_msgpack(
+        spool.chunks_path(run_dir, batch_no),
+        {
+            "files": files,
+            "errors": [list(e) for e in errors],
+            "packs": [[p.pack_id, p.size, [b.to_list() for b in p.blobs]] for p in sealed],
+            "stats": {
+                "bytes_read": bytes_read,
+                "chunks": worker.chunks,
+                "new_chunks": worker.new_chunks,
+                "new_bytes": worker.new_bytes,
+                "stored_bytes": stored,
+            },
+        },
+    )
+    return ChunkResult(
+        batch=batch_no,
+        files=len(files),
+        bytes_read=bytes_read,
+        chunks=worker.chunks,
+        new_chunks=worker.new_chunks,
+        new_bytes=worker.new_bytes,
+        stored_bytes=stored,
+        packs=[p.pack_id.hex() for p in sealed],
+        errors=errors,
+    )

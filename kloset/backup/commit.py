@@ -1,0 +1,172 @@
+"""Stage 4, commit: build the directory trees, store them, then write the snapshot header.
+
+The header is written last: until then the snapshot does not exist, and everything stored so
+far is reusable by the next run (or reclaimable by prune).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from kloset.backup import spool
+from kloset.backup.plan import load_plan
+from kloset.backup.upload import upload_packs
+from kloset.pack import BLOB_TREE, PackWriter, SealedPack
+from kloset.repository import Repository
+from kloset.snapshot import SnapshotHeader
+from kloset.tree import DIR, FILE, PAGE_SIZE, SYMLINK, Entry, encode_entries, encode_pages
+
+
+@dataclass
+class CommitResult:
+    snapshot_id: str
+    stats: dict[str, Any]
+    errors: list[tuple[str, str]] = field(default_factory=list)
+
+
+class TreeWriter:
+    """Stores tree blobs that the store does not have yet (unchanged subtrees cost nothing)."""
+
+    def __init__(self, repo: Repository, spool_dir: str) -> None:
+        self.repo = repo
+        self.spool_dir = spool_dir
+        self.packer: PackWriter | None = None
+        self.sealed: list[SealedPack] = []
+        self.written: set[bytes] = set()
+        self.count = 0
+
+    def _put(self, raw: bytes) -> bytes:
+        tid = self.repo.blob_id(raw)
+        if tid in self.written or tid in self.repo.index:
+            return tid
+        if self.packer is None:
+            self.packer = PackWriter(self.repo.cipher, self.spool_dir, self.repo.config.compression_level)
+        self.packer.add(BLOB_TREE, tid, raw)
+        self.written.add(tid)
+        self.count += 1
+        if self.packer.size >= self.repo.config.pack_size:
+            self.sealed.append(self.packer.seal())
+            self.packer = None
+        return tid
+
+    def write(self, entries: list[Entry]) -> bytes:
+        entries.sort(key=lambda e: e.name)
+        if len(entries) <= PAGE_SIZE:
+            return self._put(encode_entries(entries))
+        pages = []
+        for start in range(0, len(entries), PAGE_SIZE):
+            page = entries[start : start + PAGE_SIZE]
+            pages.append((page[0].name, len(page), self._put(encode_entries(page))))
+        return self._put(encode_pages(pages))
+
+    def finish(self) -> list[SealedPack]:
+        if self.packer is not None:
+            self.sealed.append(self.packer.seal())
+            self.packer = None
+        return self.sealed
+
+
+def commit_snapshot(
+    repo: Repository,
+    run_dir: str,
+    *,
+    extra_errors: list[tuple[str, str]] | None = None,
+    cleanup: bool = True,
+) -> CommitResult:
+    """Assemble the snapshot from the plan and every batch's chunk lists, and commit it."""
+    plan = load_plan(run_dir)
+    items = plan["items"]
+    files: dict[int, list[Any]] = {}
+    errors: list[tuple[str, str]] = []
+    totals = {"bytes_read": 0, "new_chunks": 0, "new_bytes": 0, "stored_bytes": 0, "chunks": 0}
+    for batch_no in range(len(plan["batches"])):
+        path = spool.chunks_path(run_dir, batch_no)
+        if not os.path.exists(spool.uploaded_marker(run_dir, batch_no)):
+            raise RuntimeError(f"batch {batch_no} of this backup was not uploaded yet")
+        res = spool.read_msgpack(path)
+        files.update({int(k): v for k, v in res["files"].items()})
+        errors.extend((str(p), str(m)) for p, m in res["errors"])
+        for key in totals:
+            totals[key] += int(res["stats"].get(key, 0))
+
+    children: dict[str, list[Entry]] = defaultdict(list)
+    dir_items: list[tuple[str, list[Any]]] = []
+    counts = {"files": 0, "dirs": 0, "symlinks": 0, "bytes": 0}
+    for idx, (relpath, meta, reuse, err) in enumerate(items):
+        etype, mode, mtime_ns, size, target, extra = meta
+        parent, _, name = relpath.rpartition("/")
+        if err:
+            errors.append(("/" + relpath, str(err)))
+        if etype == DIR:
+            dir_items.append((relpath, meta))
+            continue
+        if err:
+            continue
+        if etype == FILE:
+            if reuse is not None:
+                chunks = [bytes(c) for c in reuse]
+            elif idx in files:
+                chunks = [bytes(c) for c in files[idx][0]]
+                size = int(files[idx][1])
+            else:
+                continue  # unreadable: already recorded as an error by the chunk stage
+            children[parent].append(Entry(name, FILE, mode, mtime_ns, size, chunks, extra=dict(extra or {})))
+            counts["files"] += 1
+            counts["bytes"] += size
+        elif etype == SYMLINK:
+            children[parent].append(Entry(name, SYMLINK, mode, mtime_ns, target=target))
+            counts["symlinks"] += 1
+
+    tree_spool = os.path.join(run_dir, "trees")
+    os.makedirs(tree_spool, exist_ok=True)
+    writer = TreeWriter(repo, tree_spool)
+    root_id: bytes | None = None
+    for relpath, meta in reversed(dir_items):
+        _etype, mode, mtime_ns, _size, _target, _extra = meta
+        tree_id = writer.write(children.pop(relpath, []))
+        if relpath == "":
+            root_id = tree_id
+        else:
+            parent, _, name = relpath.rpartition("/")
+            children[parent].append(Entry(name, DIR, mode, mtime_ns, subtree=tree_id))
+            counts["dirs"] += 1
+    assert root_id is not None, "plan has no root directory"
+    tree_packs = writer.finish()
+    upload_packs(repo, tree_packs)
+    tree_bytes = sum(p.size for p in tree_packs)
+
+    if extra_errors:
+        errors.extend(extra_errors)
+    duration = (time.time_ns() - int(plan["started"])) / 1e9
+    stored = totals["stored_bytes"] + tree_bytes
+    stats: dict[str, Any] = {
+        **counts,
+        "bytes_read": totals["bytes_read"],
+        "chunks_new": totals["new_chunks"],
+        "bytes_new": totals["new_bytes"],
+        "bytes_added": stored,
+        "trees_new": writer.count,
+        "files_read": len(files),
+        "duration": round(duration, 3),
+        "errors": len(errors),
+    }
+    header = SnapshotHeader(
+        root=root_id,
+        time_ns=int(plan["started"]),
+        source=plan["source"],
+        host=plan.get("host", ""),
+        user=plan.get("user", ""),
+        tags=list(plan["options"].get("tags") or []),
+        parent=plan.get("parent"),
+        stats=stats,
+        errors=errors,
+        errors_total=len(errors),
+    )
+    snap_id = repo.save_snapshot(header)
+    if cleanup:
+        spool.remove_run(run_dir)
+    return CommitResult(snapshot_id=snap_id.hex(), stats=stats, errors=errors)

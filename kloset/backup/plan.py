@@ -1,0 +1,202 @@
+"""Stage 1, enumerate: list the source, match it against the parent snapshot, plan batches.
+
+Files whose path, size and mtime (and MD5 when the source has one) equal the parent snapshot's
+reuse its chunk list and are never read. The rest are grouped into batches bounded by bytes and
+file count, each of which becomes one `chunk` + `upload` unit of work.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from kloset import vfs
+from kloset.backup import spool
+from kloset.excludes import Excluder
+from kloset.repository import Repository
+from kloset.snapshot import SnapshotHeader
+from kloset.source import ScanItem, Source
+from kloset.tree import DIR, FILE, Entry
+
+
+@dataclass
+class BackupOptions:
+    """What a user chooses for a backup; plain types so Prefect can pass it around."""
+
+    tags: list[str] = field(default_factory=list)
+    excludes: list[str] = field(default_factory=list)
+    force_read: bool = False
+    parent: str | None = None  # snapshot ref; None = latest snapshot of the same source
+    batch_bytes: int = 256 * 1024 * 1024
+    batch_files: int = 20_000
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class EnumerateResult:
+    """Small, serialisable summary of a plan; the plan itself stays in `run_dir`."""
+
+    run_dir: str
+    source: str
+    parent: str | None
+    batches: int
+    files: int
+    dirs: int
+    symlinks: int
+    bytes_total: int
+    files_to_read: int
+    bytes_to_read: int
+    files_reused: int
+    errors: int
+
+
+class ParentLookup:
+    """Finds a path's entry in the parent snapshot, loading one directory at a time."""
+
+    def __init__(self, repo: Repository, header: SnapshotHeader | None) -> None:
+        self.repo = repo
+        self.header = header
+        self._dirs: dict[str, dict[str, Entry] | None] = {}
+
+    def _dir(self, reldir: str) -> dict[str, Entry] | None:
+        if self.header is None:
+            return None
+        if reldir in self._dirs:
+            return self._dirs[reldir]
+        if not reldir:
+            tree_id: bytes | None = self.header.root
+        else:
+            parent_dir, _, name = reldir.rpartition("/")
+            entries = self._dir(parent_dir)
+            ent = entries.get(name) if entries else None
+            tree_id = ent.subtree if ent is not None and ent.is_dir else None
+        result = None
+        if tree_id is not None:
+            result = {e.name: e for e in vfs.iter_tree(self.repo, tree_id)}
+        self._dirs[reldir] = result
+        return result
+
+    def lookup(self, relpath: str) -> Entry | None:
+        reldir, _, name = relpath.rpartition("/")
+        entries = self._dir(reldir)
+        return entries.get(name) if entries else None
+
+
+def _unchanged(item: ScanItem, old: Entry | None) -> bool:
+    if old is None or not old.is_file or old.size != item.size or old.mtime_ns != item.mtime_ns:
+        return False
+    new_md5 = item.extra.get("md5")
+    old_md5 = old.extra.get("md5")
+    if new_md5 and old_md5 and new_md5 != old_md5:
+        return False
+    # An empty chunk list is only right for an empty file.
+    return bool(old.chunks) or item.size == 0
+
+
+def find_parent(repo: Repository, source: str, parent_ref: str | None) -> SnapshotHeader | None:
+    if parent_ref:
+        return repo.resolve_snapshot(parent_ref)
+    for header in reversed(repo.list_snapshots()):
+        if header.source == source:
+            return header
+    return None
+
+
+def enumerate_source(
+    repo: Repository,
+    source: Source,
+    spool_root: str,
+    options: BackupOptions | None = None,
+) -> EnumerateResult:
+    """Scan `source`, write the plan into a fresh run directory and return its summary."""
+    options = options or BackupOptions()
+    started = time.time_ns()
+    run_dir = os.path.join(spool_root, f"run-{started}-{os.urandom(4).hex()}")
+    os.makedirs(run_dir, exist_ok=True)
+    parent = None if options.force_read and not options.parent else find_parent(
+        repo, source.location, options.parent
+    )
+    lookup = ParentLookup(repo, None if options.force_read else parent)
+    excluder = Excluder(options.excludes)
+
+    items: list[list[Any]] = []
+    batches: list[list[int]] = []
+    current: list[int] = []
+    cur_bytes = 0
+    counts = {"files": 0, "dirs": 0, "symlinks": 0, "bytes": 0, "read_files": 0, "read_bytes": 0}
+    errors = 0
+    for item in source.scan(excluder):
+        meta = [item.type, item.mode, item.mtime_ns, item.size, item.target, item.extra]
+        reuse = None
+        if item.error:
+            errors += 1
+        elif item.type == FILE:
+            counts["files"] += 1
+            counts["bytes"] += item.size
+            old = lookup.lookup(item.relpath)
+            if _unchanged(item, old):
+                assert old is not None
+                reuse = old.chunks
+            elif item.size == 0:
+                reuse = []
+            else:
+                idx = len(items)
+                current.append(idx)
+                cur_bytes += item.size
+                counts["read_files"] += 1
+                counts["read_bytes"] += item.size
+                if cur_bytes >= options.batch_bytes or len(current) >= options.batch_files:
+                    batches.append(current)
+                    current, cur_bytes = [], 0
+        elif item.type == DIR:
+            counts["dirs"] += 1
+        else:
+            counts["symlinks"] += 1
+        items.append([item.relpath, meta, reuse, item.error])
+    if current:
+        batches.append(current)
+
+    plan = {
+        "v": 1,
+        "source": source.location,
+        "parent": parent.id if parent is not None else None,
+        "options": options.to_dict(),
+        "started": started,
+        "host": socket.gethostname(),
+        "user": _user(),
+        "items": items,
+        "batches": batches,
+        "counts": counts,
+    }
+    spool.write_msgpack(spool.plan_path(run_dir), plan)
+    return EnumerateResult(
+        run_dir=run_dir,
+        source=source.location,
+        parent=parent.hex if parent is not None else None,
+        batches=len(batches),
+        files=counts["files"],
+        dirs=counts["dirs"],
+        symlinks=counts["symlinks"],
+        bytes_total=counts["bytes"],
+        files_to_read=counts["read_files"],
+        bytes_to_read=counts["read_bytes"],
+        files_reused=counts["files"] - counts["read_files"],
+        errors=errors,
+    )
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no passwd entry in some containers
+        return ""
+
+
+def load_plan(run_dir: str) -> dict[str, Any]:
+    return spool.read_msgpack(spool.plan_path(run_dir))  # type: ignore[no-any-return]

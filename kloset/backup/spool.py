@@ -1,0 +1,51 @@
+"""The run directory: where one backup keeps its plan, per-batch results and sealed packs.
+
+Files here are written atomically and named by batch number, so every stage can be retried
+and can run in another process (or on another Prefect worker sharing the disk).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any
+
+import msgpack
+
+
+def batch_name(batch_no: int) -> str:
+    return f"{batch_no:05d}"
+
+
+def write_msgpack(path: str, obj: Any) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as fh:
+        fh.write(msgpack.packb(obj))
+    os.replace(tmp, path)
+
+
+def read_msgpack(path: str) -> Any:
+    with open(path, "rb") as fh:
+        return msgpack.unpackb(fh.read(), strict_map_key=False)
+
+
+def plan_path(run_dir: str) -> str:
+    return os.path.join(run_dir, "plan")
+
+
+def chunks_path(run_dir: str, batch_no: int) -> str:
+    return os.path.join(run_dir, f"chunks-{batch_name(batch_no)}")
+
+
+def uploaded_marker(run_dir: str, batch_no: int) -> str:
+    return os.path.join(run_dir, f"uploaded-{batch_name(batch_no)}")
+
+
+def batch_dir(run_dir: str, batch_no: int) -> str:
+    path = os.path.join(run_dir, f"batch-{batch_name(batch_no)}")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def remove_run(run_dir: str) -> None:
+    shutil.rmtree(run_dir, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""kloset/cli package."""

@@ -1,0 +1,74 @@
+"""Snapshot headers: the small object that makes a backup exist.
+
+A snapshot is committed by writing ``snapshots/<id>`` last, after its packs and index; its id is
+the keyed hash of the header plaintext, checked on every load.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from kloset.errors import CorruptObject
+
+SNAPSHOT_AD = b"kloset:snapshot"
+MAX_ERRORS_INLINE = 10_000
+
+
+@dataclass
+class SnapshotHeader:
+    """What a snapshot is: when, what, from where, and the root tree to read it by."""
+
+    root: bytes
+    time_ns: int = field(default_factory=time.time_ns)
+    source: str = ""
+    host: str = ""
+    user: str = ""
+    tags: list[str] = field(default_factory=list)
+    parent: bytes | None = None
+    stats: dict[str, int | float] = field(default_factory=dict)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    errors_total: int = 0
+    id: bytes = b""
+
+    @property
+    def hex(self) -> str:
+        return self.id.hex()
+
+    def to_bytes(self) -> bytes:
+        doc: dict[str, Any] = {
+            "v": 1,
+            "root": self.root,
+            "time": self.time_ns,
+            "source": self.source,
+            "host": self.host,
+            "user": self.user,
+            "tags": sorted(set(self.tags)),
+            "parent": self.parent,
+            "stats": self.stats,
+            "errors": [list(e) for e in self.errors[:MAX_ERRORS_INLINE]],
+            "errors_total": max(self.errors_total, len(self.errors)),
+        }
+        return msgpack.packb(doc)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, what: str) -> SnapshotHeader:
+        try:
+            doc = msgpack.unpackb(raw)
+            return cls(
+                root=bytes(doc["root"]),
+                time_ns=int(doc["time"]),
+                source=str(doc.get("source", "")),
+                host=str(doc.get("host", "")),
+                user=str(doc.get("user", "")),
+                tags=list(doc.get("tags") or []),
+                parent=doc.get("parent"),
+                stats=dict(doc.get("stats") or {}),
+                errors=[(str(p), str(m)) for p, m in doc.get("errors") or []],
+                errors_total=int(doc.get("errors_total", 0)),
+            )
+        except Exception as exc:  # noqa: BLE001
+            raise CorruptObject(f"{what}: snapshot header is damaged ({exc})") from exc

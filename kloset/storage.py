@@ -1,0 +1,167 @@
+"""The store's view of its backend: named objects on any fsspec filesystem.
+
+Everything above this module speaks in store-relative names (``packs/ab/abcd...``); this module
+turns them into filesystem calls, makes writes atomic where the backend allows it, and reads
+byte ranges so a blob never costs a whole pack download.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from fsspec import AbstractFileSystem
+from fsspec.implementations.local import LocalFileSystem
+
+from kloset.errors import CorruptObject, KlosetError
+
+
+def _is_local(fs: AbstractFileSystem) -> bool:
+    return isinstance(fs, LocalFileSystem)
+
+
+class Storage:
+    """Named-object access to a store root on an fsspec filesystem."""
+
+    def __init__(self, fs: AbstractFileSystem, root: str) -> None:
+        self.fs = fs
+        self.root = root.rstrip("/") if root not in ("/", "") else root
+        self.local = _is_local(fs)
+
+    def __repr__(self) -> str:
+        return f"Storage({type(self.fs).__name__}, {self.root!r})"
+
+    @property
+    def location(self) -> str:
+        proto = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
+        return self.root if self.local else f"{proto}://{self.root}"
+
+    def path(self, name: str) -> str:
+        if not self.root:
+            return name
+        return f"{self.root}/{name}" if not self.root.endswith("/") else self.root + name
+
+    # -- reads ---------------------------------------------------------------------------
+    def exists(self, name: str) -> bool:
+        return bool(self.fs.exists(self.path(name)))
+
+    def read(self, name: str) -> bytes:
+        try:
+            if self.local:
+                with open(self.path(name), "rb") as fh:
+                    return fh.read()
+            return bytes(self.fs.cat_file(self.path(name)))
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise KlosetError(f"cannot read {name}: {exc}") from exc
+
+    def read_range(self, name: str, offset: int, length: int) -> bytes:
+        """Read exactly `length` bytes at `offset`; short reads mean a damaged object."""
+        if length == 0:
+            return b""
+        if self.local:
+            with open(self.path(name), "rb") as fh:
+                data = os.pread(fh.fileno(), length, offset)
+        else:
+            data = bytes(self.fs.cat_file(self.path(name), start=offset, end=offset + length))
+        if len(data) != length:
+            raise CorruptObject(f"{name}: truncated (wanted {length} bytes at {offset})")
+        return data
+
+    def size(self, name: str) -> int:
+        if self.local:
+            return os.stat(self.path(name)).st_size
+        return int(self.fs.info(self.path(name))["size"])
+
+    def list(self, directory: str) -> list[tuple[str, int]]:
+        """(name relative to root, size) of files under `directory`, recursively."""
+        base = self.path(directory)
+        out: list[tuple[str, int]] = []
+        if self.local:
+            if not os.path.isdir(base):
+                return out
+            for dirpath, _dirs, files in os.walk(base):
+                for fname in files:
+                    full = os.path.join(dirpath, fname)
+                    rel = os.path.relpath(full, self.root if self.root else ".")
+                    out.append((rel.replace(os.sep, "/"), os.stat(full).st_size))
+            return sorted(out)
+        try:
+            found: dict[str, Any] = self.fs.find(base, detail=True)
+        except FileNotFoundError:
+            return out
+        prefix = self.fs._strip_protocol(self.root).rstrip("/")
+        for full, info in found.items():
+            if info.get("type") == "directory":
+                continue
+            stripped = self.fs._strip_protocol(full)
+            rel = stripped[len(prefix) :].lstrip("/") if prefix else stripped.lstrip("/")
+            out.append((rel, int(info.get("size") or 0)))
+        return sorted(out)
+
+    def iter_names(self, directory: str) -> Iterator[str]:
+        for name, _size in self.list(directory):
+            yield name
+
+    # -- writes --------------------------------------------------------------------------
+    def makedirs(self, name: str) -> None:
+        self.fs.makedirs(self.path(name), exist_ok=True)
+
+    def write(self, name: str, data: bytes) -> None:
+        """Write an object so readers never see half of it."""
+        target = self.path(name)
+        if self.local:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            tmp = f"{target}.tmp-{uuid.uuid4().hex[:8]}"
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+            return
+        parent = target.rsplit("/", 1)[0] if "/" in target else ""
+        if parent:
+            self.fs.makedirs(parent, exist_ok=True)
+        # Remote backends (Koofr) write an upload atomically on the server side.
+        self.fs.pipe_file(target, data)
+
+    def write_new(self, name: str, data: bytes) -> None:
+        """Write an object that must not exist yet (used for CONFIG)."""
+        if self.exists(name):
+            raise FileExistsError(name)
+        self.write(name, data)
+
+    def put_local_file(self, local_path: str, name: str, *, move: bool = False) -> None:
+        """Copy (or move, when on the same local disk) a sealed spool file into the store."""
+        target = self.path(name)
+        if self.local:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            if move:
+                try:
+                    os.replace(local_path, target)
+                    return
+                except OSError:
+                    pass  # different device: fall back to copy
+            tmp = f"{target}.tmp-{uuid.uuid4().hex[:8]}"
+            shutil.copyfile(local_path, tmp)
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+            if move:
+                os.unlink(local_path)
+            return
+        parent = target.rsplit("/", 1)[0]
+        self.fs.makedirs(parent, exist_ok=True)
+        self.fs.put_file(local_path, target)
+        if move:
+            os.unlink(local_path)
+
+    def delete(self, name: str) -> None:
+        try:
+            self.fs.rm_file(self.path(name))
+        except FileNotFoundError:
+            pass

@@ -1,0 +1,1 @@
+"""kloset_tasks package."""

@@ -1,0 +1,43 @@
+"""koofrfs: an fsspec filesystem over Koofr's REST API, plus rclone remote import.
+
+Usable without Kloset::
+
+    import fsspec
+    fs = fsspec.filesystem("koofr", user="me@example.com", password="APP-PASSWORD")
+    fs.ls("/")
+
+The ``koofr`` protocol is declared through the ``fsspec.specs`` entry point; importing this
+package also registers it, so it works from a source checkout that was never pip-installed.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+try:
+    __version__ = metadata.version("prefect-kloset")
+except metadata.PackageNotFoundError:  # running from a source tree
+    __version__ = "0.1.0"
+
+__all__ = ["KoofrFileSystem", "__version__"]
+
+
+def _register() -> None:
+    import fsspec
+
+    try:
+        fsspec.register_implementation("koofr", "koofrfs.filesystem.KoofrFileSystem")
+    except ValueError:  # another implementation was registered on purpose: leave it
+        pass
+
+
+_register()
+
+
+def __getattr__(name: str) -> object:
+    # Lazy so that `import koofrfs.rclone` (used by the CLI) does not pull in httpx.
+    if name == "KoofrFileSystem":
+        from koofrfs.filesystem import KoofrFileSystem
+
+        return KoofrFileSystem
+    raise AttributeError(name)

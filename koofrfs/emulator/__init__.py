@@ -1,0 +1,1 @@
+"""koofrfs/emulator package."""

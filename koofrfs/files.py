@@ -1,0 +1,280 @@
+"""File objects for Koofr: ranged reads with readahead, and streamed writes with flat memory.
+
+Reads go through fsspec's readahead cache; every cache miss is one ranged GET that resumes from
+its current offset after a dropped connection (see :meth:`KoofrClient.download`).
+
+Writes: a file smaller than one block is sent as one retryable upload when it is closed. A bigger
+file starts a single streamed upload (chunked multipart, one request) on a background thread,
+fed through a bounded queue, so memory stays at a few blocks whatever the file size. Because the
+bytes already sent cannot be asked for again, the writer also *spools* what it has handed to the
+request into an anonymous temp file (``spool=True``, the default); if the request fails, the
+retry replays the spool and then carries on with the queue. With ``spool=False`` a failed
+streamed write raises :class:`KoofrUploadError` and nothing is stored at the path.
+
+A writer closed because of an exception (``with`` block that raises, or garbage collection of
+an unclosed writer) aborts the request instead of committing a truncated file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import secrets
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, TYPE_CHECKING, Any
+
+from fsspec.callbacks import DEFAULT_CALLBACK, Callback
+from fsspec.spec import AbstractBufferedFile
+
+from koofrfs.errors import KoofrUploadError
+from koofrfs.paths import join, split
+
+if TYPE_CHECKING:
+    from koofrfs.filesystem import KoofrFileSystem
+
+PIECE = 1 << 20
+"""Size of the pieces handed to the HTTP request (and of reads from upload sources)."""
+
+Source = Callable[[int], Iterable[bytes]]
+"""Upload data source: called with the attempt number (1-based), returns the file's bytes."""
+
+
+def bytes_source(data: bytes | bytearray | memoryview) -> Source:
+    """A source over bytes in memory: every attempt can resend them."""
+    view = memoryview(data).cast("B")
+
+    def chunks(_attempt: int) -> Iterator[bytes]:
+        for offset in range(0, len(view), PIECE):
+            yield bytes(view[offset : offset + PIECE])
+
+    return chunks
+
+
+def seekable_source(fileobj: IO[bytes], callback: Callback = DEFAULT_CALLBACK) -> Source:
+    """A source over a seekable file: each attempt seeks back to where the upload started."""
+    origin = fileobj.tell()
+
+    def chunks(_attempt: int) -> Iterator[bytes]:
+        fileobj.seek(origin)
+        callback.absolute_update(0)
+        sent = 0
+        while piece := fileobj.read(PIECE):
+            sent += len(piece)
+            yield piece
+            callback.absolute_update(sent)
+
+    return chunks
+
+
+class _Aborted(Exception):
+    """Raised inside the request body to make httpx drop the connection mid-upload."""
+
+
+_EOF = object()
+
+
+class _StreamUpload:
+    """One streamed upload: a background request reading from a bounded queue."""
+
+    def __init__(self, fs: KoofrFileSystem, path: str, modified: int | None, spool: bool,
+                 depth: int = 4) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._spool = tempfile.TemporaryFile(prefix="koofrfs-spool-") if spool else None
+        self._spool_lock = threading.Lock()
+        self._consumed = 0
+        self._eof = False
+        self._aborted = threading.Event()
+        self._done = threading.Event()
+        self.error: BaseException | None = None
+        self.result: dict[str, Any] | None = None
+        self.path = path
+        self._thread = threading.Thread(
+            target=self._run, args=(fs, path, modified), name=f"koofrfs-upload:{path}", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, fs: KoofrFileSystem, path: str, modified: int | None) -> None:
+        try:
+            self.result = fs._upload(path, self._chunks, modified, ensure_parent=False)
+        except BaseException as exc:  # handed to the writer thread, which re-raises it
+            self.error = exc
+        finally:
+            self._done.set()
+
+    def _chunks(self, attempt: int) -> Iterator[bytes]:
+        if attempt > 1 and self._consumed:
+            if self._spool is None:
+                raise KoofrUploadError(
+                    f"Koofr streamed upload of /{self.path} failed and cannot be resent "
+                    "(opened with spool=False); nothing was stored",
+                    method="POST", path="/" + self.path,
+                )
+            yield from self._replay(self._consumed)
+        while not self._eof:
+            try:
+                item = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                if self._aborted.is_set():
+                    raise _Aborted() from None
+                continue
+            if item is _EOF:
+                self._eof = True
+                break
+            self._consumed += len(item)
+            yield item
+        if self._aborted.is_set():
+            raise _Aborted()
+
+    def _replay(self, length: int) -> Iterator[bytes]:
+        assert self._spool is not None
+        offset = 0
+        while offset < length:
+            with self._spool_lock:
+                self._spool.seek(offset)
+                piece = self._spool.read(min(PIECE, length - offset))
+            if not piece:
+                raise KoofrUploadError(f"spool of /{self.path} is shorter than expected")
+            offset += len(piece)
+            yield piece
+
+    def _put(self, item: Any) -> None:
+        while True:
+            if self._done.is_set():
+                raise self._failure()
+            try:
+                self._queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def _failure(self) -> BaseException:
+        if self.error is not None:
+            return self.error
+        return KoofrUploadError(f"Koofr upload of /{self.path} ended before all data was sent")
+
+    def feed(self, data: bytes) -> None:
+        """Hand bytes to the request; blocks while the queue is full (that is the flow control)."""
+        view = memoryview(data)
+        for offset in range(0, len(view), PIECE):
+            piece = bytes(view[offset : offset + PIECE])
+            if self._spool is not None:
+                with self._spool_lock:
+                    self._spool.seek(0, 2)
+                    self._spool.write(piece)
+            self._put(piece)
+
+    def finish(self) -> dict[str, Any]:
+        """Signal the end of the data, wait for the server's answer and return its FileInfo."""
+        try:
+            if not self._done.is_set():
+                self._put(_EOF)
+            self._thread.join()
+            if self.error is not None:
+                raise self.error
+            assert self.result is not None
+            return self.result
+        finally:
+            self._close_spool()
+
+    def abort(self) -> None:
+        """Drop the request mid-body so the server stores nothing."""
+        self._aborted.set()
+        self._thread.join(timeout=30)
+        self._close_spool()
+
+    def _close_spool(self) -> None:
+        if self._spool is not None:
+            with contextlib.suppress(OSError):
+                self._spool.close()
+
+
+class KoofrWriteFile(AbstractBufferedFile):
+    """Write-only Koofr file: small files in one request, large ones streamed (see module doc).
+
+    Inside an fsspec transaction (``autocommit=False``) the data goes to a hidden temporary name
+    in the same folder and :meth:`commit` moves it into place server-side.
+    """
+
+    DEFAULT_BLOCK_SIZE = 4 * 2**20
+
+    def __init__(self, fs: KoofrFileSystem, path: str, mode: str = "wb",
+                 block_size: int | None = None, autocommit: bool = True,
+                 modified: int | None = None, spool: bool = True, **kwargs: Any) -> None:
+        super().__init__(fs, path, mode=mode, block_size=block_size or "default",
+                         autocommit=autocommit, **kwargs)
+        self.fs: KoofrFileSystem = fs
+        self.modified = None if modified is None else int(modified)
+        self.spool = spool
+        self.target = path
+        if not autocommit:
+            parent, name = split(path)
+            self.target = join(parent, f".{name}.koofrfs-{secrets.token_hex(6)}.part")
+        self._stream: _StreamUpload | None = None
+        self.result: dict[str, Any] | None = None
+
+    def _upload_chunk(self, final: bool = False) -> bool:
+        data = self.buffer.getvalue()
+        if final and self._stream is None:
+            self.result = self.fs._upload(self.target, bytes_source(data), self.modified)
+            return True
+        if self._stream is None:
+            self.fs._ensure_dir(split(self.target)[0])
+            self._stream = _StreamUpload(self.fs, self.target, self.modified, self.spool)
+        try:
+            if data:
+                self._stream.feed(data)
+            if final:
+                self.result = self._stream.finish()
+        except BaseException:
+            self._abort_stream()
+            raise
+        return True
+
+    def _abort_stream(self) -> None:
+        if self._stream is not None:
+            self._stream.abort()
+            self._stream = None
+
+    def abort(self) -> None:
+        """Give up: nothing is stored at the path (or the previous content stays)."""
+        if not self.closed:
+            self._abort_stream()
+            self.buffer = None
+            self.closed = True
+
+    def commit(self) -> None:
+        """Move the temporary upload of a transaction to its final name."""
+        if self.target != self.path:
+            self.fs.mv(self.target, self.path, overwrite=True)
+
+    def discard(self) -> None:
+        """Remove the temporary upload of a transaction."""
+        if self.target != self.path:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(self.target)
+
+    def __exit__(self, exc_type: Any, *args: Any) -> None:
+        if exc_type is not None:
+            self.abort()
+        else:
+            self.close()
+
+    def __del__(self) -> None:
+        # Unlike fsspec's default (close = commit), never publish a half-written file.
+        if not getattr(self, "closed", True):
+            self.abort()
+
+
+class KoofrReadFile(AbstractBufferedFile):
+    """Seekable read-only Koofr file; every cache miss is one resumable ranged GET."""
+
+    def __init__(self, fs: KoofrFileSystem, path: str, block_size: int,
+                 cache_options: dict[str, Any] | None = None, size: int | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(fs, path, mode="rb", block_size=block_size, cache_type="readahead",
+                         cache_options=cache_options, size=size, **kwargs)
+
+    def _fetch_range(self, start: int, end: int) -> bytes:
+        return self.fs.cat_file(self.path, start=start, end=end)
