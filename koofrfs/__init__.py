@@ -23,19 +23,20 @@ __all__ = ["KoofrFileSystem", "__version__"]
 
 
 def _register() -> None:
+    import contextlib
+
     import fsspec
 
-    try:
+    # ValueError: another implementation was registered on purpose; leave it alone.
+    with contextlib.suppress(ValueError):
         fsspec.register_implementation("koofr", "koofrfs.filesystem.KoofrFileSystem")
-    except ValueError:  # another implementation was registered on purpose: leave it
-        pass
 
 
 _register()
 
 
 def __getattr__(name: str) -> object:
-    # Lazy so that `import koofrfs.rclone` (used by the CLI) does not pull in httpx.
+    # Lazy: importing the package (e.g. for koofrfs.errors) should not build the fs class.
     if name == "KoofrFileSystem":
         from koofrfs.filesystem import KoofrFileSystem
 

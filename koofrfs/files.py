@@ -81,7 +81,12 @@ class _StreamUpload:
     def __init__(self, fs: KoofrFileSystem, path: str, modified: int | None, spool: bool,
                  depth: int = 4) -> None:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
-        self._spool = tempfile.TemporaryFile(prefix="koofrfs-spool-") if spool else None
+        # Closed in finish()/abort(); an anonymous file vanishes even if the process dies.
+        self._spool = (
+            tempfile.TemporaryFile(prefix="koofrfs-spool-")  # noqa: SIM115
+            if spool
+            else None
+        )
         self._spool_lock = threading.Lock()
         self._consumed = 0
         self._eof = False
@@ -247,7 +252,7 @@ class KoofrWriteFile(AbstractBufferedFile):
     def commit(self) -> None:
         """Move the temporary upload of a transaction to its final name."""
         if self.target != self.path:
-            self.fs.mv(self.target, self.path, overwrite=True)
+            self.fs.mv(self.target, self.path, exact=True)
 
     def discard(self) -> None:
         """Remove the temporary upload of a transaction."""

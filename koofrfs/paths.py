@@ -1,4 +1,4 @@
-"""Path spelling: fsspec style (``"Photos/a.jpg"``, root ``""``) versus Koofr style (``"/Photos/a.jpg"``).
+"""Path spelling: fsspec style (``"Photos/a.jpg"``, root ``""``) vs Koofr's (``"/Photos/a.jpg"``).
 
 Names are checked before they reach the wire because Koofr's answer to a bad name is a bare 400
 that says nothing about which component was wrong, and because a backslash or ``..`` that slipped

@@ -1,0 +1,67 @@
+"""The `kloset` command tree. Verb modules register on `at_app`; `main` turns errors into one line.
+
+Usage shape (Plakar's): ``kloset at STORE VERB [ARGS]``. No command here ever starts or needs a
+Prefect server: the CLI drives the engine directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import typer
+
+from kloset import passphrase as pp
+from kloset.repository import Repository
+from kloset.storage import Storage
+
+app = typer.Typer(
+    name="kloset",
+    help="Encrypted, deduplicated snapshots of local folders, Koofr and any fsspec storage.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+at_app = typer.Typer(
+    help="Work on the store at STORE (a path, an fsspec URL, or @NAME).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@dataclass
+class StoreContext:
+    """What every verb needs: the store location and how to unlock it."""
+
+    location: str
+    passphrase_file: str | None = None
+
+    def storage(self) -> Storage:
+        from kloset.locations import open_storage
+
+        return open_storage(self.location)
+
+    def open(self) -> Repository:
+        storage = self.storage()
+        given = pp.resolve(self.passphrase_file)
+        return Repository.open(storage, given if given is not None else (lambda: pp.prompt()))
+
+
+@at_app.callback()
+def at(
+    ctx: typer.Context,
+    store: str = typer.Argument(..., metavar="STORE", help="Store location: path, URL or @NAME."),
+    passphrase_file: str | None = typer.Option(
+        None, "--passphrase-file", help="Read the passphrase from this file (else KLOSET_PASSPHRASE, else a prompt)."
+    ),
+) -> None:
+    ctx.obj = StoreContext(store, passphrase_file)
+
+
+app.add_typer(at_app, name="at")
+
+
+def store_ctx(ctx: typer.Context) -> StoreContext:
+    obj = ctx.find_object(StoreContext)
+    assert obj is not None
+    return obj

@@ -1,0 +1,76 @@
+"""Entry point of the `kloset` console script."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from kloset.cli.app import app
+from kloset.errors import KlosetError
+
+# Each module registers its verbs on the shared apps when imported.
+_COMMAND_MODULES = (
+    "kloset.cli.cmd_store",
+    "kloset.cli.cmd_lifecycle",
+    "kloset.cli.cmd_ui",
+    "kloset.cli.remotes_mount",
+)
+
+
+def _load_commands() -> None:
+    for name in _COMMAND_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            # A verb module not written yet (or its optional dependency) must not break the rest.
+            if not (exc.name or "").startswith(("kloset.cli.", "kloset.ui")):
+                raise
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; every expected failure is one line on stderr and a non-zero exit."""
+    _load_commands()
+    debug = bool(os.environ.get("KLOSET_DEBUG"))
+    try:
+        rv = app(args=argv, prog_name="kloset", standalone_mode=False)
+        return int(rv or 0) if isinstance(rv, int) else 0
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        print("kloset: aborted", file=sys.stderr)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return int(exc.exit_code)
+    except KlosetError as exc:
+        if debug:
+            raise
+        print(f"kloset: error: {_one_line(exc)}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("kloset: interrupted (the store is consistent; rerun to continue)", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # noqa: BLE001 - the user gets one line, developers KLOSET_DEBUG=1
+        if debug:
+            raise
+        kind = type(exc).__name__
+        mod = type(exc).__module__ or ""
+        if mod.startswith("koofrfs") or isinstance(exc, OSError | ValueError):
+            print(f"kloset: error: {_one_line(exc)}", file=sys.stderr)
+        else:
+            print(f"kloset: internal error ({kind}): {_one_line(exc)} (KLOSET_DEBUG=1 for details)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""Destinations: where a restore writes. Local disk is written safely and fast; anything else
+(Koofr, S3, memory) goes through fsspec with the original mtimes where the backend keeps them.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat
+from collections.abc import Iterable
+from typing import Any
+
+from fsspec import AbstractFileSystem
+
+from kloset.errors import UnsafePath
+from kloset.tree import Entry
+
+
+def safe_parts(relpath: str) -> list[str]:
+    """Split a snapshot-relative path, refusing any component that could escape the target."""
+    parts = [p for p in relpath.split("/") if p != ""]
+    for p in parts:
+        if p in (".", "..") or "\x00" in p or "/" in p:
+            raise UnsafePath(f"refusing unsafe name {p!r} in {relpath!r}")
+    return parts
+
+
+class Destination:
+    """What a restore target must do."""
+
+    location: str
+
+    def prepare_dir(self, relpath: str) -> None:
+        raise NotImplementedError
+
+    def is_current(self, relpath: str, entry: Entry) -> bool | None:
+        """True: identical file already there; False: a different one; None: nothing there."""
+        raise NotImplementedError
+
+    def write_file(self, relpath: str, entry: Entry, data: Iterable[bytes]) -> str:
+        """Write the file, returning the MD5 hex of what was written."""
+        raise NotImplementedError
+
+    def symlink(self, relpath: str, entry: Entry) -> bool:
+        raise NotImplementedError
+
+    def finish_dir(self, relpath: str, entry: Entry) -> None:
+        raise NotImplementedError
+
+
+class LocalDestination(Destination):
+    """A directory on this machine. Never follows a symlink while writing."""
+
+    def __init__(self, root: str, *, restore_owner: bool = False) -> None:
+        self.root = os.path.abspath(root)
+        self.location = self.root
+        os.makedirs(self.root, exist_ok=True)
+        self.restore_owner = restore_owner
+
+    def _path(self, relpath: str) -> str:
+        parts = safe_parts(relpath)
+        return os.path.join(self.root, *parts) if parts else self.root
+
+    def _check_parents(self, path: str) -> None:
+        parent = os.path.dirname(path)
+        while len(parent) > len(self.root):
+            st = os.lstat(parent)
+            if not stat.S_ISDIR(st.st_mode):
+                raise UnsafePath(f"{parent} is not a directory (refusing to write through it)")
+            parent = os.path.dirname(parent)
+
+    def prepare_dir(self, relpath: str) -> None:
+        path = self._path(relpath)
+        try:
+            st = os.lstat(path)
+            if stat.S_ISDIR(st.st_mode):
+                return
+            raise UnsafePath(f"{path} exists and is not a directory")
+        except FileNotFoundError:
+            pass
+        self._check_parents(path)
+        os.mkdir(path, 0o700)
+
+    def is_current(self, relpath: str, entry: Entry) -> bool | None:
+        try:
+            st = os.lstat(self._path(relpath))
+        except FileNotFoundError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return False
+        return st.st_size == entry.size and st.st_mtime_ns == entry.mtime_ns
+
+    def write_file(self, relpath: str, entry: Entry, data: Iterable[bytes]) -> str:
+        path = self._path(relpath)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(path, flags, 0o600)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise UnsafePath(f"{path} is a symlink (refusing to write through it)") from exc
+            raise
+        md5 = hashlib.md5(usedforsecurity=False)
+        try:
+            for block in data:
+                view = memoryview(block)
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+                md5.update(block)
+            os.fchmod(fd, entry.permissions() or 0o644)
+            os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
+        finally:
+            os.close(fd)
+        return md5.hexdigest()
+
+    def symlink(self, relpath: str, entry: Entry) -> bool:
+        path = self._path(relpath)
+        try:
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                os.unlink(path)
+            else:
+                return False
+        except FileNotFoundError:
+            pass
+        os.symlink(entry.target or "", path)
+        os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
+        return True
+
+    def finish_dir(self, relpath: str, entry: Entry) -> None:
+        path = self._path(relpath)
+        if entry.mode:
+            os.chmod(path, entry.permissions())
+        if entry.mtime_ns:
+            os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
+
+
+class FsspecDestination(Destination):
+    """Any fsspec filesystem; Koofr keeps mtimes to the ms via its `modified` upload parameter."""
+
+    def __init__(self, fs: AbstractFileSystem, root: str, location: str) -> None:
+        self.fs = fs
+        self.root = root.rstrip("/")
+        self.location = location
+        self._listings: dict[str, dict[str, dict[str, Any]]] = {}
+        self.keeps_mtime = getattr(fs, "protocol", None) in ("koofr", ("koofr",))
+
+    def _path(self, relpath: str) -> str:
+        parts = safe_parts(relpath)
+        return "/".join([self.root, *parts]) if self.root else "/".join(parts)
+
+    def prepare_dir(self, relpath: str) -> None:
+        self.fs.makedirs(self._path(relpath) or "/", exist_ok=True)
+
+    def _listing(self, reldir: str) -> dict[str, dict[str, Any]]:
+        if reldir not in self._listings:
+            try:
+                entries = self.fs.ls(self._path(reldir) or "/", detail=True)
+            except FileNotFoundError:
+                entries = []
+            self._listings[reldir] = {
+                str(e["name"]).rstrip("/").rsplit("/", 1)[-1].lower(): e for e in entries
+            }
+        return self._listings[reldir]
+
+    def is_current(self, relpath: str, entry: Entry) -> bool | None:
+        reldir, _, name = relpath.rpartition("/")
+        info = self._listing(reldir).get(name.lower())
+        if info is None:
+            return None
+        if info.get("type") == "directory" or int(info.get("size") or 0) != entry.size:
+            return False
+        want = entry.extra.get("md5")
+        have = info.get("md5") or info.get("hash")
+        if want and have:
+            return bool(want == have)
+        modified = info.get("modified")
+        if isinstance(modified, int):
+            return modified == entry.mtime_ns // 1_000_000
+        return False
+
+    def write_file(self, relpath: str, entry: Entry, data: Iterable[bytes]) -> str:
+        path = self._path(relpath)
+        md5 = hashlib.md5(usedforsecurity=False)
+        kwargs: dict[str, Any] = {}
+        if self.keeps_mtime:
+            kwargs["modified"] = entry.mtime_ns // 1_000_000
+        with self.fs.open(path, "wb", **kwargs) as fh:
+            for block in data:
+                fh.write(block)
+                md5.update(block)
+        return md5.hexdigest()
+
+    def symlink(self, relpath: str, entry: Entry) -> bool:
+        return False  # object stores have no symlinks; the restore reports them as skipped
+
+    def finish_dir(self, relpath: str, entry: Entry) -> None:
+        return None

@@ -1,0 +1,58 @@
+"""Fetching many blobs at once: group by pack, coalesce nearby ranges, one read per group.
+
+A restore of many small files would otherwise cost one ranged request per blob; on a remote
+store that is the difference between minutes and seconds.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from kloset.errors import CorruptObject
+from kloset.pack import pack_name
+from kloset.repository import Repository
+
+MAX_GAP = 256 * 1024
+MAX_SPAN = 16 * 1024 * 1024
+
+
+def plan_ranges(repo: Repository, ids: Iterable[bytes]) -> dict[bytes, list[tuple[int, int, list[tuple[bytes, int, int]]]]]:
+    """pack id → [(start, end, [(blob id, offset, length)...])], ranges coalesced."""
+    per_pack: dict[bytes, list[tuple[int, int, bytes]]] = defaultdict(list)
+    for bid in set(ids):
+        loc = repo.index.get(bid)
+        if loc is None:
+            raise CorruptObject(f"blob {bid.hex()[:16]} is not in the index (data lost)")
+        per_pack[loc.pack_id].append((loc.offset, loc.length, bid))
+    out: dict[bytes, list[tuple[int, int, list[tuple[bytes, int, int]]]]] = {}
+    for pid, blobs in per_pack.items():
+        blobs.sort()
+        ranges: list[tuple[int, int, list[tuple[bytes, int, int]]]] = []
+        for off, length, bid in blobs:
+            if ranges:
+                start, end, members = ranges[-1]
+                if off - end <= MAX_GAP and off + length - start <= MAX_SPAN:
+                    members.append((bid, off, length))
+                    ranges[-1] = (start, max(end, off + length), members)
+                    continue
+            ranges.append((off, off + length, [(bid, off, length)]))
+        out[pid] = ranges
+    return out
+
+
+def fetch_blobs(repo: Repository, ids: Iterable[bytes]) -> dict[bytes, bytes]:
+    """Plaintext of every requested blob, read with as few range requests as possible."""
+    result: dict[bytes, bytes] = {}
+    for pid, ranges in plan_ranges(repo, ids).items():
+        name = pack_name(pid)
+        for start, end, members in ranges:
+            try:
+                data = repo.storage.read_range(name, start, end - start)
+            except FileNotFoundError as exc:
+                raise CorruptObject(f"{name}: pack is missing") from exc
+            view = memoryview(data)
+            for bid, off, length in members:
+                sealed = view[off - start : off - start + length]
+                result[bid] = repo.decode_blob(bid, bytes(sealed), name)
+    return result
