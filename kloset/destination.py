@@ -48,6 +48,11 @@ class Destination:
     def finish_dir(self, relpath: str, entry: Entry) -> None:
         raise NotImplementedError
 
+    def digest(self, relpath: str) -> tuple[int, str] | None:
+        """(size, MD5 hex) of the file now at `relpath`, None if there is none; used to verify
+        a restore by reading back what was written, not what was meant to be written."""
+        raise NotImplementedError
+
 
 class LocalDestination(Destination):
     """A directory on this machine. Never follows a symlink while writing."""
@@ -108,7 +113,7 @@ class LocalDestination(Destination):
                     n = os.write(fd, view)
                     view = view[n:]
                 md5.update(block)
-            os.fchmod(fd, entry.permissions() or 0o644)
+            os.fchmod(fd, entry.permissions() if entry.mode else 0o644)
             os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
         finally:
             os.close(fd)
@@ -134,6 +139,20 @@ class LocalDestination(Destination):
             os.chmod(path, entry.permissions())
         if entry.mtime_ns:
             os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
+
+    def digest(self, relpath: str) -> tuple[int, str] | None:
+        flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(self._path(relpath), flags)
+        except FileNotFoundError:
+            return None
+        md5 = hashlib.md5(usedforsecurity=False)
+        size = 0
+        with os.fdopen(fd, "rb") as fh:
+            while block := fh.read(1 << 20):
+                md5.update(block)
+                size += len(block)
+        return size, md5.hexdigest()
 
 
 class FsspecDestination(Destination):
@@ -197,3 +216,21 @@ class FsspecDestination(Destination):
 
     def finish_dir(self, relpath: str, entry: Entry) -> None:
         return None
+
+    def digest(self, relpath: str) -> tuple[int, str] | None:
+        path = self._path(relpath)
+        try:
+            info = self.fs.info(path)
+        except FileNotFoundError:
+            return None
+        known = info.get("md5") or info.get("hash")
+        if isinstance(known, str) and len(known) == 32:
+            # Koofr computes the MD5 of what it stored: no download needed.
+            return int(info.get("size") or 0), known.lower()
+        md5 = hashlib.md5(usedforsecurity=False)
+        size = 0
+        with self.fs.open(path, "rb") as fh:
+            while block := fh.read(1 << 20):
+                md5.update(block)
+                size += len(block)
+        return size, md5.hexdigest()

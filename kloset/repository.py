@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from kloset import codec
+from kloset.cache import ObjectCache
 from kloset.config import CONFIG_NAME, ChunkerParams, StoreConfig, new_config, unlock
 from kloset.crypto import Cipher, KdfParams, KeySet
 from kloset.errors import (
@@ -41,6 +42,8 @@ class Repository:
         self._index_lock = threading.Lock()
         self._tree_cache: OrderedDict[bytes, TreeNode] = OrderedDict()
         self._tree_lock = threading.Lock()
+        # Local stores are their own cache; remote ones keep immutable objects on local disk.
+        self.cache = ObjectCache(config.store_id, enabled=not storage.local)
 
     # -- lifecycle -----------------------------------------------------------------------
     @classmethod
@@ -100,7 +103,7 @@ class Repository:
         names = [n for n in self.storage.iter_names("index") if ".tmp-" not in n]
 
         def load(name: str) -> list[tuple[bytes, int, list]]:
-            return open_index(self.cipher, name, self.storage.read(name))
+            return open_index(self.cipher, name, self.read_immutable(name))
 
         workers = 1 if self.storage.local else 8
         with ThreadPoolExecutor(workers) as pool:
@@ -110,9 +113,30 @@ class Repository:
                 idx.files.add(name)
         return idx
 
+    def read_immutable(self, name: str) -> bytes:
+        """Read an object that never changes once written, through the local cache."""
+        data = self.cache.get(name)
+        if data is None:
+            data = self.storage.read(name)
+            self.cache.put(name, data)
+        return data
+
     def reload_index(self) -> Index:
         self._index = None
         return self.index
+
+    def refresh_index(self) -> int:
+        """Merge index files written since the index was loaded (by other processes or
+        workers of the same backup); returns how many were new. Only adds: a prune, which
+        removes index files, runs under the exclusive lock and never concurrently."""
+        idx = self.index
+        names = self.storage.iter_names("index")
+        new = [n for n in names if ".tmp-" not in n and n not in idx.files]
+        for name in new:
+            for pid, size, blobs in open_index(self.cipher, name, self.read_immutable(name)):
+                idx.add_pack(pid, size, blobs)
+            idx.files.add(name)
+        return len(new)
 
     def write_index(self, packs: Iterable[SealedPack]) -> str:
         """Record uploaded packs in a new index file (after the packs themselves)."""
@@ -120,6 +144,7 @@ class Repository:
         plaintext = encode_index((p.pack_id, p.size, p.blobs) for p in packs)
         name, sealed = seal_index(self.cipher, plaintext, self.config.compression_level)
         self.storage.write(name, sealed)
+        self.cache.put(name, sealed)
         idx = self.index
         idx.add_sealed(packs)
         idx.files.add(name)
@@ -183,7 +208,7 @@ class Repository:
     def load_snapshot(self, snap_id: bytes) -> SnapshotHeader:
         name = f"snapshots/{snap_id.hex()}"
         try:
-            sealed = self.storage.read(name)
+            sealed = self.read_immutable(name)
         except FileNotFoundError as exc:
             raise SnapshotNotFound(f"snapshot {snap_id.hex()[:12]} not found") from exc
         raw = codec.decode(self.cipher, sealed, SNAPSHOT_AD, name)
@@ -224,7 +249,9 @@ class Repository:
         return snap_id
 
     def delete_snapshot(self, snap_id: bytes) -> None:
-        self.storage.delete(f"snapshots/{snap_id.hex()}")
+        name = f"snapshots/{snap_id.hex()}"
+        self.storage.delete(name)
+        self.cache.drop(name)
 
     def resolve_snapshot(self, ref: str) -> SnapshotHeader:
         """`latest`, or a unique hex prefix of at least 4 characters."""

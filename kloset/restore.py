@@ -22,7 +22,7 @@ from kloset.fetch import fetch_blobs
 from kloset.repository import Repository
 from kloset.snapshot import SnapshotHeader
 from kloset.tree import Entry
-from kloset.vfs import SnapshotView, normalize
+from kloset.vfs import SnapshotView, iter_tree, normalize
 
 BIG_FILE = 16 * 1024 * 1024
 WINDOW_CHUNKS = 8
@@ -83,11 +83,17 @@ def plan_restore(
     errors: list[tuple[str, str]] = []
     counts = {"files": 0, "dirs": 0, "symlinks": 0, "bytes": 0}
     root_entry = view.stat(base)
-    for spath, entry in view.walk(base):
-        rel = spath[len(base) :].lstrip("/") if base != "/" else spath.lstrip("/")
-        if not root_entry.is_dir and not rel:
-            rel = entry.name  # restoring a single file: it lands inside the target
+    # Our own depth-first walk (not view.walk) so that a directory we refuse, cannot create or
+    # cannot read is simply not descended into: nothing below it is ever written.
+    rel0 = "" if root_entry.is_dir else root_entry.name  # a single file lands inside the target
+    todo: list[tuple[str, str, Entry]] = [(base, rel0, root_entry)]
+    while todo:
+        spath, rel, entry = todo.pop()
         try:
+            if spath != base and (entry.name in ("", ".", "..") or "/" in entry.name):
+                # A crafted tree may hold names with '/', which would silently address another
+                # path (possibly below a symlink already in the target).
+                raise UnsafePath(f"refusing unsafe name {entry.name!r}")
             safe_parts(rel)
         except UnsafePath as exc:
             errors.append((spath, str(exc)))
@@ -98,6 +104,16 @@ def plan_restore(
             except (OSError, KlosetError) as exc:
                 errors.append((spath, f"cannot create directory: {exc}"))
                 continue
+            try:
+                children = list(iter_tree(repo, entry.subtree)) if entry.subtree else []
+            except KlosetError as exc:
+                errors.append((spath, f"cannot read directory: {exc}"))
+                children = []
+            for child in reversed(children):
+                cpath = f"{spath.rstrip('/')}/{child.name}"
+                todo.append((cpath, f"{rel}/{child.name}" if rel else child.name, child))
+            if spath == "/":
+                continue  # snapshots record no metadata for their root: leave the target's alone
             counts["dirs"] += 1
         elif entry.is_file:
             counts["files"] += 1
@@ -168,7 +184,8 @@ def restore_batch(
         else:
             todo.append((rel, entry))
     small = [c for rel, e in todo if e.size <= BIG_FILE for c in e.chunks]
-    cache = fetch_blobs(repo, small) if small else {}
+    # Blobs that fail here are fetched again per file, so only the files using them fail.
+    cache = fetch_blobs(repo, small, on_error=lambda _bid, _exc: None) if small else {}
     md5s: dict[str, str] = {}
 
     def write(item: tuple[str, Entry]) -> tuple[str, int, str | None, str | None]:
@@ -208,7 +225,8 @@ def finish_restore(run_dir: str, dest: Destination) -> tuple[int, list[tuple[str
                 if dest.symlink(rel, entry):
                     links += 1
                 else:
-                    errors.append(("/" + rel, "symlink not restored (destination cannot hold it, or a non-link is there)"))
+                    why = "destination cannot hold it, or a non-link is there"
+                    errors.append(("/" + rel, f"symlink not restored ({why})"))
             except OSError as exc:
                 errors.append(("/" + rel, f"cannot create symlink: {exc}"))
         elif entry.is_dir:
@@ -242,9 +260,23 @@ def run_restore(
     threads: int = 8,
     progress: Callable[[str, dict[str, Any]], None] | None = None,
     spool_root: str | None = None,
+    lock: bool = True,
 ) -> RestoreReport:
-    """Restore `path` of a snapshot into `dest` (the CLI's entry point)."""
+    """Restore `path` of a snapshot into `dest` (the CLI's entry point).
+
+    Holds a shared lock so a prune cannot delete packs mid-restore; a read-only store that
+    cannot take a lock is still restorable. `lock=False`: the caller holds one.
+    """
     import tempfile
+
+    if lock:
+        from kloset.locks import store_lock
+
+        with store_lock(repo, False, "restore", required=False):
+            return run_restore(
+                repo, header, path, dest, overwrite=overwrite, threads=threads,
+                progress=progress, spool_root=spool_root, lock=False,
+            )
 
     started = time.perf_counter()
     emit = progress or (lambda _e, _d: None)
@@ -278,4 +310,5 @@ def run_restore(
         errors.extend(link_errors)
     finally:
         spool.remove_run(plan.run_dir)
-    return RestoreReport(plan, written, skipped, nbytes, links, errors, time.perf_counter() - started)
+    duration = time.perf_counter() - started
+    return RestoreReport(plan, written, skipped, nbytes, links, errors, duration)

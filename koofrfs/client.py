@@ -22,7 +22,6 @@ import httpx
 from koofrfs import __version__
 from koofrfs.errors import (
     KoofrAuthError,
-    KoofrChangedError,
     KoofrError,
     KoofrExists,
     KoofrHTTPError,
@@ -36,7 +35,7 @@ from koofrfs.retry import RetryPolicy
 USER_AGENT = f"prefect-kloset/{__version__}"
 PROVIDER_ENDPOINTS = {"koofr": "https://app.koofr.net", "digistorage": "https://storage.rcs-rds.ro"}
 # Failures that a new attempt can fix; a malformed request or URL will fail the same way again.
-_PERMANENT_TRANSPORT = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
+PERMANENT_TRANSPORT_ERRORS = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
 _ERROR_BODY_LIMIT = 10 * 1024
 
 BodyFactory = Callable[[int], Iterable[bytes]]
@@ -173,7 +172,10 @@ class KoofrClient:
             return KoofrAuthError(
                 f"Koofr rejected the credentials for user {self.config.user} at "
                 f"{self.config.endpoint}: use an application password",
-                status=status, method=method, path=where, code=code,
+                status=status,
+                method=method,
+                path=where,
+                code=code,
             )
         cls: type[KoofrError] = KoofrHTTPError
         if status == 404 or code == "NotFound":
@@ -188,15 +190,21 @@ class KoofrClient:
         detail = f": {message}" if message else ""
         return cls(
             f"Koofr {method} {where} failed: {reason}{detail}",
-            status=status, method=method, path=where, code=code,
+            status=status,
+            method=method,
+            path=where,
+            code=code,
         )
 
-    def _exhausted(
+    def exhausted(
         self, method: str, where: str, attempts: int, last: str, status: int | None
     ) -> KoofrRetryError:
+        """The error for a request whose retryable failures outlasted every attempt."""
         return KoofrRetryError(
             f"Koofr {method} {where} failed after {attempts} attempts: {last}",
-            status=status, method=method, path=where,
+            status=status,
+            method=method,
+            path=where,
         )
 
     def _send(
@@ -235,13 +243,17 @@ class KoofrClient:
             response: httpx.Response | None = None
             try:
                 request = http.build_request(
-                    method, url, params=params, headers=headers, json=json_body,
+                    method,
+                    url,
+                    params=params,
+                    headers=headers,
+                    json=json_body,
                     content=body(attempt) if body is not None else None,
                 )
                 response = http.send(request, stream=True)
                 if read_body or response.status_code not in expected:
                     response.read()
-            except _PERMANENT_TRANSPORT:
+            except PERMANENT_TRANSPORT_ERRORS:
                 release()
                 raise
             except httpx.TransportError as exc:
@@ -251,7 +263,7 @@ class KoofrClient:
                 failures += 1
                 last = f"{type(exc).__name__}: {exc}".rstrip(": ")
                 if failures >= attempts:
-                    raise self._exhausted(method, where, failures, last, None) from exc
+                    raise self.exhausted(method, where, failures, last, None) from exc
                 self.policy.wait(failures)
                 continue
             except BaseException:
@@ -272,7 +284,7 @@ class KoofrClient:
             failures += 1
             if failures >= attempts:
                 last = f"{status} {response.reason_phrase}".strip()
-                raise self._exhausted(method, where, failures, last, status)
+                raise self.exhausted(method, where, failures, last, status)
             self.policy.wait(failures, response.headers.get("Retry-After"))
 
     # -- public API ---------------------------------------------------------------------------
@@ -297,14 +309,22 @@ class KoofrClient:
         already have done the work (e.g. 404 on a repeated delete).
         """
         response, _ = self._send(
-            method, url, where=path or "/" + url.lstrip("/"), params=params, headers=headers,
-            json_body=json_body, body=body, expected=expected, ok_on_retry=ok_on_retry,
+            method,
+            url,
+            where=path or "/" + url.lstrip("/"),
+            params=params,
+            headers=headers,
+            json_body=json_body,
+            body=body,
+            expected=expected,
+            ok_on_retry=ok_on_retry,
             read_body=True,
         )
         return response
 
-    def get_json(self, url: str, *, path: str | None = None,
-                 params: Sequence[tuple[str, str]] | None = None) -> Any:
+    def get_json(
+        self, url: str, *, path: str | None = None, params: Sequence[tuple[str, str]] | None = None
+    ) -> Any:
         """GET a JSON resource."""
         response = self.request(
             "GET", url, path=path, params=params, headers={"Accept": "application/json"}
@@ -324,99 +344,19 @@ class KoofrClient:
     ) -> Iterator[httpx.Response]:
         """Send a request and yield the response with its body unread (retries up to headers)."""
         response, release = self._send(
-            method, url, where=path or "/" + url.lstrip("/"), params=params, headers=headers,
-            json_body=None, body=None, expected=expected, ok_on_retry=(), read_body=False,
+            method,
+            url,
+            where=path or "/" + url.lstrip("/"),
+            params=params,
+            headers=headers,
+            json_body=None,
+            body=None,
+            expected=expected,
+            ok_on_retry=(),
+            read_body=False,
         )
         try:
             yield response
         finally:
             response.close()
             release()
-
-    def download(
-        self,
-        url: str,
-        *,
-        path: str,
-        params: Sequence[tuple[str, str]],
-        sink: Callable[[bytes], object],
-        start: int = 0,
-        end: int | None = None,
-    ) -> int:
-        """Stream bytes ``[start, end)`` of a file into ``sink``; return how many were written.
-
-        After a dropped connection the next request asks for ``Range: bytes=<offset>-`` from the
-        current offset, never from the start, so a long download survives flaky networks. The
-        retry budget resets whenever progress is made. If the server sends ``X-File-Info`` and
-        it changes between requests, the file changed under us and we stop rather than splice
-        two versions together.
-        """
-        pos = start
-        failures = 0
-        identity: tuple[Any, ...] | None = None
-        while end is None or pos < end:
-            headers = {"Accept-Encoding": "identity"}
-            if pos > 0 or end is not None:
-                headers["Range"] = f"bytes={pos}-{'' if end is None else end - 1}"
-            progressed = False
-            try:
-                with self.stream("GET", url, path=path, params=params, headers=headers,
-                                 expected=(200, 206, 416)) as response:
-                    if response.status_code == 416:
-                        break
-                    identity = _check_identity(response, identity, path)
-                    skip = _range_skip(response, pos, path)
-                    for chunk in response.iter_bytes(1 << 20):
-                        if skip:
-                            cut = min(skip, len(chunk))
-                            chunk, skip = chunk[cut:], skip - cut
-                        if end is not None and pos + len(chunk) > end:
-                            chunk = chunk[: end - pos]
-                        if chunk:
-                            sink(chunk)
-                            pos += len(chunk)
-                            progressed = True
-                        if end is not None and pos >= end:
-                            break
-                break
-            except httpx.TransportError as exc:
-                if isinstance(exc, _PERMANENT_TRANSPORT):
-                    raise
-                failures = 1 if progressed else failures + 1
-                if failures >= self.policy.attempts:
-                    last = f"{type(exc).__name__}: {exc}".rstrip(": ")
-                    raise self._exhausted("GET", path, failures, last, None) from exc
-                self.policy.wait(failures)
-        return pos - start
-
-
-def _check_identity(response: httpx.Response, previous: tuple[Any, ...] | None,
-                    path: str) -> tuple[Any, ...] | None:
-    raw = response.headers.get("X-File-Info")
-    if not raw:
-        return previous
-    try:
-        info = json.loads(raw)
-        current = (info.get("size"), info.get("modified"), info.get("hash"))
-    except (ValueError, AttributeError):
-        return previous
-    if previous is not None and current != previous:
-        raise KoofrChangedError(f"Koofr file {path} changed while it was being read", path=path)
-    return current
-
-
-def _range_skip(response: httpx.Response, pos: int, path: str) -> int:
-    """Bytes to drop from the body so it starts at ``pos`` (non-zero if Range was ignored)."""
-    if response.status_code == 200:
-        return pos
-    content_range = response.headers.get("Content-Range", "")
-    try:
-        first = int(content_range.split()[1].split("-")[0])
-    except (IndexError, ValueError):
-        return 0
-    if first != pos:
-        raise KoofrError(
-            f"Koofr GET {path}: asked for bytes from {pos}, got Content-Range {content_range!r}",
-            status=206, method="GET", path=path,
-        )
-    return 0

@@ -13,6 +13,10 @@ streamed write raises :class:`KoofrUploadError` and nothing is stored at the pat
 
 A writer closed because of an exception (``with`` block that raises, or garbage collection of
 an unclosed writer) aborts the request instead of committing a truncated file.
+
+A streamed writer holds one of the filesystem's ``max_concurrency`` request slots from its first
+full block until it is closed: a thread that keeps ``max_concurrency`` writers open and then
+makes another request on the same account waits for one of them to close.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
+from fsspec.caching import BaseCache, register_cache
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 from fsspec.spec import AbstractBufferedFile
 
@@ -34,7 +39,7 @@ from koofrfs.paths import join, split
 if TYPE_CHECKING:
     from koofrfs.filesystem import KoofrFileSystem
 
-PIECE = 1 << 20
+PIECE = 1 << 19
 """Size of the pieces handed to the HTTP request (and of reads from upload sources)."""
 
 Source = Callable[[int], Iterable[bytes]]
@@ -78,8 +83,9 @@ _EOF = object()
 class _StreamUpload:
     """One streamed upload: a background request reading from a bounded queue."""
 
-    def __init__(self, fs: KoofrFileSystem, path: str, modified: int | None, spool: bool,
-                 depth: int = 4) -> None:
+    def __init__(
+        self, fs: KoofrFileSystem, path: str, modified: int | None, spool: bool, depth: int = 4
+    ) -> None:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
         # Closed in finish()/abort(); an anonymous file vanishes even if the process dies.
         self._spool = (
@@ -114,7 +120,8 @@ class _StreamUpload:
                 raise KoofrUploadError(
                     f"Koofr streamed upload of /{self.path} failed and cannot be resent "
                     "(opened with spool=False); nothing was stored",
-                    method="POST", path="/" + self.path,
+                    method="POST",
+                    path="/" + self.path,
                 )
             yield from self._replay(self._consumed)
         while not self._eof:
@@ -159,16 +166,16 @@ class _StreamUpload:
             return self.error
         return KoofrUploadError(f"Koofr upload of /{self.path} ended before all data was sent")
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | memoryview) -> None:
         """Hand bytes to the request; blocks while the queue is full (that is the flow control)."""
-        view = memoryview(data)
-        for offset in range(0, len(view), PIECE):
-            piece = bytes(view[offset : offset + PIECE])
-            if self._spool is not None:
-                with self._spool_lock:
-                    self._spool.seek(0, 2)
-                    self._spool.write(piece)
-            self._put(piece)
+        with memoryview(data).cast("B") as view:
+            for offset in range(0, len(view), PIECE):
+                piece = bytes(view[offset : offset + PIECE])
+                if self._spool is not None:
+                    with self._spool_lock:
+                        self._spool.seek(0, 2)
+                        self._spool.write(piece)
+                self._put(piece)
 
     def finish(self) -> dict[str, Any]:
         """Signal the end of the data, wait for the server's answer and return its FileInfo."""
@@ -204,11 +211,20 @@ class KoofrWriteFile(AbstractBufferedFile):
 
     DEFAULT_BLOCK_SIZE = 4 * 2**20
 
-    def __init__(self, fs: KoofrFileSystem, path: str, mode: str = "wb",
-                 block_size: int | None = None, autocommit: bool = True,
-                 modified: int | None = None, spool: bool = True, **kwargs: Any) -> None:
-        super().__init__(fs, path, mode=mode, block_size=block_size or "default",
-                         autocommit=autocommit, **kwargs)
+    def __init__(
+        self,
+        fs: KoofrFileSystem,
+        path: str,
+        mode: str = "wb",
+        block_size: int | None = None,
+        autocommit: bool = True,
+        modified: int | None = None,
+        spool: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            fs, path, mode=mode, block_size=block_size or "default", autocommit=autocommit, **kwargs
+        )
         self.fs: KoofrFileSystem = fs
         self.modified = None if modified is None else int(modified)
         self.spool = spool
@@ -220,16 +236,17 @@ class KoofrWriteFile(AbstractBufferedFile):
         self.result: dict[str, Any] | None = None
 
     def _upload_chunk(self, final: bool = False) -> bool:
-        data = self.buffer.getvalue()
         if final and self._stream is None:
+            data = self.buffer.getvalue()
             self.result = self.fs._upload(self.target, bytes_source(data), self.modified)
             return True
         if self._stream is None:
             self.fs._ensure_dir(split(self.target)[0])
             self._stream = _StreamUpload(self.fs, self.target, self.modified, self.spool)
         try:
-            if data:
-                self._stream.feed(data)
+            with self.buffer.getbuffer() as view:  # no copy of the whole block
+                if len(view):
+                    self._stream.feed(view)
             if final:
                 self.result = self._stream.finish()
         except BaseException:
@@ -272,14 +289,65 @@ class KoofrWriteFile(AbstractBufferedFile):
             self.abort()
 
 
+class KoofrReadAhead(BaseCache):
+    """Readahead cache holding one block as a ``bytearray``.
+
+    fsspec's ``readahead`` cache keeps the old block while fetching ``read size + block`` and
+    converts each block to ``bytes``: about three blocks alive at once. This one drops the old
+    block first, fetches ``max(read size, block)`` into a preallocated buffer and copies out only
+    what ``read`` returns, so a reader costs one block (plus the read) whatever the file size.
+    """
+
+    name = "koofr-readahead"
+
+    def __init__(self, blocksize: int, fetcher: Callable[[int, int], bytearray], size: int) -> None:
+        super().__init__(blocksize, fetcher, size)  # type: ignore[arg-type]
+        self.cache = bytearray()
+        self.start = 0
+        self.end = 0
+
+    def _fetch(self, start: int | None, end: int | None) -> bytes:
+        start = 0 if start is None else start
+        end = self.size if end is None else min(end, self.size)
+        if start >= end:
+            return b""
+        if self.start <= start and end <= self.end:
+            self.hit_count += 1
+            return bytes(memoryview(self.cache)[start - self.start : end - self.start])
+        self.miss_count += 1
+        self.cache = bytearray()
+        fetch_end = min(self.size, max(end, start + self.blocksize))
+        self.total_requested_bytes += fetch_end - start
+        self.cache = self.fetcher(start, fetch_end)
+        self.start, self.end = start, start + len(self.cache)
+        return bytes(memoryview(self.cache)[: end - start])
+
+
+register_cache(KoofrReadAhead, clobber=True)
+
+
 class KoofrReadFile(AbstractBufferedFile):
     """Seekable read-only Koofr file; every cache miss is one resumable ranged GET."""
 
-    def __init__(self, fs: KoofrFileSystem, path: str, block_size: int,
-                 cache_options: dict[str, Any] | None = None, size: int | None = None,
-                 **kwargs: Any) -> None:
-        super().__init__(fs, path, mode="rb", block_size=block_size, cache_type="readahead",
-                         cache_options=cache_options, size=size, **kwargs)
+    def __init__(
+        self,
+        fs: KoofrFileSystem,
+        path: str,
+        block_size: int,
+        cache_options: dict[str, Any] | None = None,
+        size: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            fs,
+            path,
+            mode="rb",
+            block_size=block_size,
+            cache_type=KoofrReadAhead.name,
+            cache_options=cache_options,
+            size=size,
+            **kwargs,
+        )
 
-    def _fetch_range(self, start: int, end: int) -> bytes:
-        return self.fs.cat_file(self.path, start=start, end=end)
+    def _fetch_range(self, start: int, end: int) -> bytearray:
+        return self.fs._read_range(self.path, start, end)

@@ -13,32 +13,22 @@ is still asked of the server.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
-import shutil
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import Any
 
-from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 from fsspec.spec import AbstractFileSystem
 
 from koofrfs.client import ClientConfig, KoofrClient, resolve_endpoint
 from koofrfs.errors import KoofrHTTPError, KoofrMountError, KoofrNotADirectory
-from koofrfs.files import (
-    KoofrReadFile,
-    KoofrWriteFile,
-    Source,
-    bytes_source,
-    seekable_source,
-)
 from koofrfs.namespace import NamespaceOps
 from koofrfs.paths import is_within, join, split, strip_protocol, to_koofr
+from koofrfs.transfers import TransferOps
 
 MIB = 2**20
 
 
-class KoofrFileSystem(NamespaceOps, AbstractFileSystem):
+class KoofrFileSystem(TransferOps, NamespaceOps, AbstractFileSystem):
     """An fsspec filesystem over one Koofr mount.
 
     Args:
@@ -54,6 +44,9 @@ class KoofrFileSystem(NamespaceOps, AbstractFileSystem):
         backoff_base, backoff_max: exponential backoff with full jitter, seconds.
         timeout: seconds for connect/read/write of each HTTP operation.
         readahead: block size of ranged reads in ``open(path, "rb")``.
+        use_tree: let ``walk``/``find``/``du`` fetch a whole subtree with one ``files/tree``
+            call instead of one ``files/list`` per folder. Off by default: go-koofrclient has
+            the endpoint but rclone never calls it, so its limits on the real service are unknown.
         **kwargs: fsspec options, e.g. ``use_listings_cache``, ``listings_expiry_time``.
 
     Example:
@@ -78,6 +71,7 @@ class KoofrFileSystem(NamespaceOps, AbstractFileSystem):
         backoff_max: float = 30.0,
         timeout: float = 60.0,
         readahead: int = 4 * MIB,
+        use_tree: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -87,10 +81,16 @@ class KoofrFileSystem(NamespaceOps, AbstractFileSystem):
         self.user = user
         self.mountid = mountid or None
         self.readahead = int(readahead)
+        self.use_tree = bool(use_tree)
         self._config = ClientConfig(
-            endpoint=self.endpoint, user=user, password=password,
-            max_connections=int(max_connections), max_concurrency=int(max_concurrency),
-            timeout=float(timeout), retries=int(retries), backoff_base=float(backoff_base),
+            endpoint=self.endpoint,
+            user=user,
+            password=password,
+            max_connections=int(max_connections),
+            max_concurrency=int(max_concurrency),
+            timeout=float(timeout),
+            retries=int(retries),
+            backoff_base=float(backoff_base),
             backoff_max=float(backoff_max),
         )
         self._mount: dict[str, Any] | None = None
@@ -175,8 +175,7 @@ class KoofrFileSystem(NamespaceOps, AbstractFileSystem):
 
     # -- reading metadata -------------------------------------------------------------------------
 
-    def ls(self, path: str, detail: bool = True, refresh: bool = False,
-           **kwargs: Any) -> list[Any]:
+    def ls(self, path: str, detail: bool = True, refresh: bool = False, **kwargs: Any) -> list[Any]:
         """List a folder (or return ``[info]`` for a file), from the cache unless ``refresh``."""
         p = self._strip_protocol(path)
         entries = None if refresh else self.dircache.get(p)
@@ -212,6 +211,49 @@ class KoofrFileSystem(NamespaceOps, AbstractFileSystem):
             self._known_dirs.add(p)
         return entry
 
+    def walk(
+        self,
+        path: str,
+        maxdepth: int | None = None,
+        topdown: bool = True,
+        on_error: Any = "omit",
+        **kwargs: Any,
+    ) -> Any:
+        """fsspec ``walk``; with ``use_tree`` the subtree is fetched once, up front."""
+        if (
+            self.use_tree
+            and maxdepth is None
+            and not kwargs.get("_tree_done")
+            and self.dircache.use_listings_cache
+        ):
+            kwargs.pop("refresh", None)  # the tree we are about to fetch is fresh
+            self._prefetch_tree(path)
+            kwargs["_tree_done"] = True  # passed down fsspec's recursion (and ignored by ls)
+        yield from super().walk(
+            path, maxdepth=maxdepth, topdown=topdown, on_error=on_error, **kwargs
+        )
+
+    def _prefetch_tree(self, path: str) -> None:
+        """Fill the listing cache for a whole subtree with one ``files/tree`` call."""
+        p = self._strip_protocol(path)
+        kp = to_koofr(p)
+        try:
+            doc = self.client.get_json(self._api("tree"), path=kp, params=[("path", kp)])
+        except FileNotFoundError:
+            return  # walk itself reports the missing path as it would without the tree
+        except KoofrHTTPError:
+            self.use_tree = False  # not offered by this server: plain listings from now on
+            return
+        stack = [(p, doc)]
+        while stack:
+            base, node = stack.pop()
+            if node.get("type") != "dir":
+                continue
+            children = node.get("children") or []
+            self.dircache[base] = [self._entry(base, child) for child in children]
+            self._known_dirs.add(base)
+            stack.extend((join(base, c["name"]), c) for c in children if c.get("type") == "dir")
+
     def exists(self, path: str, **kwargs: Any) -> bool:
         """Whether the path exists; unlike fsspec's default, auth and network errors propagate."""
         try:
@@ -230,154 +272,3 @@ class KoofrFileSystem(NamespaceOps, AbstractFileSystem):
         total = int(mount.get("spaceTotal") or 0) * MIB
         used = int(mount.get("spaceUsed") or 0) * MIB
         return {"total": total, "used": used, "free": max(0, total - used)}
-
-    # -- reading data -----------------------------------------------------------------------------
-
-    def cat_file(self, path: str, start: int | None = None, end: int | None = None,
-                 **kwargs: Any) -> bytes:
-        """Bytes ``[start, end)`` of a file in one ranged GET (resumed after a drop)."""
-        p = self._strip_protocol(path)
-        if (start is not None and start < 0) or (end is not None and end < 0):
-            size = self.info(p)["size"]
-            start = max(0, size + start) if start is not None and start < 0 else start
-            end = max(0, size + end) if end is not None and end < 0 else end
-        start = start or 0
-        if end is not None and end <= start:
-            return b""
-        buf = bytearray()
-        kp = to_koofr(p)
-        self.client.download(self._content("get"), path=kp, params=[("path", kp)],
-                             sink=buf.extend, start=start, end=end)
-        return bytes(buf)
-
-    def get_file(self, rpath: str, lpath: str, callback: Callback = DEFAULT_CALLBACK,
-                 outfile: IO[bytes] | None = None, **kwargs: Any) -> None:
-        """Download a file in one streamed GET (resumed after drops); a folder makes a folder."""
-        info = self.info(rpath)
-        if info["type"] == "directory":
-            os.makedirs(lpath, exist_ok=True)
-            return
-        callback.set_size(info["size"])
-        kp = to_koofr(info["name"])
-
-        def sink(chunk: bytes) -> None:
-            target.write(chunk)
-            callback.relative_update(len(chunk))
-
-        if outfile is not None:
-            target = outfile
-            self.client.download(self._content("get"), path=kp, params=[("path", kp)], sink=sink)
-            return
-        try:
-            with open(lpath, "wb") as target:
-                self.client.download(self._content("get"), path=kp, params=[("path", kp)],
-                                     sink=sink)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.remove(lpath)
-            raise
-
-    def _open(self, path: str, mode: str = "rb", block_size: int | None = None,
-              autocommit: bool = True, cache_options: dict[str, Any] | None = None,
-              **kwargs: Any) -> Any:
-        p = self._strip_protocol(path)
-        if mode == "rb":
-            return KoofrReadFile(self, p, block_size or self.readahead,
-                                 cache_options=cache_options, size=kwargs.pop("size", None))
-        if mode in ("wb", "xb"):
-            to_koofr(p)
-            if mode == "xb" and self.exists(p):
-                raise FileExistsError(f"Koofr file /{p} already exists")
-            return KoofrWriteFile(self, p, mode, block_size, autocommit,
-                                  modified=kwargs.pop("modified", None),
-                                  spool=kwargs.pop("spool", True))
-        raise NotImplementedError(f"Koofr files cannot be opened in mode {mode!r} (no append)")
-
-    # -- writing data -----------------------------------------------------------------------------
-
-    def _ensure_dir(self, path: str) -> None:
-        if path and path not in self._known_dirs:
-            self.makedirs(path, exist_ok=True)
-
-    def _upload(self, path: str, source: Source, modified: int | None,
-                ensure_parent: bool = True) -> dict[str, Any]:
-        """Upload ``source`` to ``path`` (overwrite, keep ``modified`` ms); return its info.
-
-        One multipart POST streamed with chunked encoding, like rclone. If the parent vanished
-        behind our known-folders cache (404), the folders are recreated and the upload sent again.
-        """
-        p = self._strip_protocol(path)
-        kp = to_koofr(p)
-        if kp == "/":
-            raise IsADirectoryError("cannot upload to the root of a Koofr mount")
-        parent, name = split(p)
-        if ensure_parent:
-            self._ensure_dir(parent)
-        params = [("autorename", "false"), ("filename", name), ("info", "true")]
-        if modified is not None:
-            params.append(("modified", str(int(modified))))
-        params += [("overwrite", "true"), ("path", "/" + parent)]
-        boundary = secrets.token_hex(30)
-        head = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="dummy"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n"
-        ).encode()
-        tail = f"\r\n--{boundary}--\r\n".encode()
-        calls = 0
-
-        def body(_attempt: int) -> Any:
-            nonlocal calls
-            calls += 1
-            yield head
-            yield from source(calls)
-            yield tail
-
-        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}",
-                   "Accept": "application/json"}
-        try:
-            try:
-                response = self.client.request("POST", self._content("put"), path=kp,
-                                               params=params, headers=headers, body=body)
-            except FileNotFoundError:
-                self._forget_dirs(parent)
-                self.makedirs(parent, exist_ok=True)
-                response = self.client.request("POST", self._content("put"), path=kp,
-                                               params=params, headers=headers, body=body)
-        finally:
-            self.invalidate_cache(p)
-        return self._entry(parent, response.json())
-
-    def pipe_file(self, path: str, value: bytes, mode: str = "overwrite",
-                  modified: int | None = None, **kwargs: Any) -> dict[str, Any]:
-        """Store bytes at ``path`` (retryable); ``modified`` is the mtime in ms to keep."""
-        if mode == "create" and self.exists(path):
-            raise FileExistsError(f"Koofr file /{self._strip_protocol(path)} already exists")
-        return self._upload(path, bytes_source(value), modified)
-
-    def put_file(self, lpath: str, rpath: str, callback: Callback = DEFAULT_CALLBACK,
-                 mode: str = "overwrite", modified: int | None = None,
-                 **kwargs: Any) -> dict[str, Any] | None:
-        """Upload a local file streamed from disk, keeping its mtime (ms) unless ``modified``."""
-        if os.path.isdir(lpath):
-            self.makedirs(rpath, exist_ok=True)
-            return None
-        if mode == "create" and self.exists(rpath):
-            raise FileExistsError(f"Koofr file /{self._strip_protocol(rpath)} already exists")
-        with open(lpath, "rb") as f:
-            stat = os.fstat(f.fileno())
-            callback.set_size(stat.st_size)
-            when = stat.st_mtime_ns // 1_000_000 if modified is None else modified
-            return self._upload(rpath, seekable_source(f, callback), when)
-
-    def upload_fileobj(self, path: str, fileobj: IO[bytes],
-                       modified_ms: int | None = None) -> dict[str, Any]:
-        """Upload from a file object: retried by seeking back if it is seekable, else streamed."""
-        seekable = False
-        with contextlib.suppress(AttributeError, OSError, ValueError):
-            seekable = bool(fileobj.seekable()) and fileobj.tell() >= 0
-        if seekable:
-            return self._upload(path, seekable_source(fileobj), modified_ms)
-        with self.open(path, "wb", modified=modified_ms) as out:
-            shutil.copyfileobj(fileobj, out, 1 << 20)
-        assert out.result is not None
-        return out.result

@@ -28,9 +28,14 @@ class NamespaceOps(AbstractFileSystem):
     def _create_folder(self, parent: str, name: str) -> bool:
         """One ``files/folder`` call; False if it already existed (Koofr answers 400 or 409)."""
         try:
-            self.client.request("POST", self._api("folder"), path=to_koofr(join(parent, name)),
-                                params=[("path", "/" + parent)], json_body={"name": name},
-                                expected=(200, 201))
+            self.client.request(
+                "POST",
+                self._api("folder"),
+                path=to_koofr(join(parent, name)),
+                params=[("path", "/" + parent)],
+                json_body={"name": name},
+                expected=(200, 201),
+            )
         except KoofrExists:
             return False
         except KoofrHTTPError as exc:
@@ -58,10 +63,19 @@ class NamespaceOps(AbstractFileSystem):
         existed = False
         for i in range(first, len(parts)):
             existed |= not self._create_folder("/".join(parts[:i]), parts[i])
-            self._known_dirs.add("/".join(parts[: i + 1]))
-        if existed and self.info(p, refresh=True)["type"] != "directory":
-            self._forget_dirs(p)
-            raise FileExistsError(f"Koofr path /{p} exists and is a file")
+        if existed:  # a 400 means "exists" to rclone, but make sure it is a folder
+            try:
+                kind = self.info(p, refresh=True)["type"]
+            except FileNotFoundError as exc:
+                raise KoofrHTTPError(
+                    f"Koofr POST /{p} failed: 400 Bad Request (folder not created)",
+                    status=400,
+                    method="POST",
+                    path="/" + p,
+                ) from exc
+            if kind != "directory":
+                raise FileExistsError(f"Koofr path /{p} exists and is a file")
+        self._known_dirs.update("/".join(parts[: i + 1]) for i in range(len(parts)))
 
     def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
         """Create one folder; ``FileExistsError`` if the path exists."""
@@ -81,8 +95,9 @@ class NamespaceOps(AbstractFileSystem):
         if kp == "/":
             raise PermissionError("refusing to delete the root of a Koofr mount")
         try:
-            self.client.request("DELETE", self._api("remove"), path=kp, params=[("path", kp)],
-                                ok_on_retry=(404,))
+            self.client.request(
+                "DELETE", self._api("remove"), path=kp, params=[("path", kp)], ok_on_retry=(404,)
+            )
         finally:
             self.invalidate_cache(path)
             self._forget_dirs(path)
@@ -105,8 +120,9 @@ class NamespaceOps(AbstractFileSystem):
             raise OSError(errno.ENOTEMPTY, f"Koofr folder /{info['name']} is not empty")
         self._delete(info["name"])
 
-    def rm(self, path: str | list[str], recursive: bool = False,
-           maxdepth: int | None = None) -> None:
+    def rm(
+        self, path: str | list[str], recursive: bool = False, maxdepth: int | None = None
+    ) -> None:
         """Delete paths literally (no globbing: ``?`` and ``*`` are valid Koofr names).
 
         ``recursive=True`` deletes a folder tree with one server-side call.
@@ -144,8 +160,15 @@ class NamespaceOps(AbstractFileSystem):
         self._delete(dst)
         return dst
 
-    def mv(self, path1: str, path2: str, recursive: bool = False, maxdepth: int | None = None,
-           exact: bool = False, **kwargs: Any) -> None:
+    def mv(
+        self,
+        path1: str,
+        path2: str,
+        recursive: bool = False,
+        maxdepth: int | None = None,
+        exact: bool = False,
+        **kwargs: Any,
+    ) -> None:
         """Server-side move of a file or a whole folder (one call, whatever ``recursive`` says).
 
         Moves into ``path2`` if that is an existing folder, unless ``exact``; replaces a file.
@@ -175,8 +198,14 @@ class NamespaceOps(AbstractFileSystem):
         kp = to_koofr(src["name"])
         try:
             # A retry after a lost answer may meet its own earlier success: 404/409 then.
-            response = self.client.request("PUT", self._api(op), path=kp, params=[("path", kp)],
-                                           json_body=body, ok_on_retry=(404, 409))
+            response = self.client.request(
+                "PUT",
+                self._api(op),
+                path=kp,
+                params=[("path", kp)],
+                json_body=body,
+                ok_on_retry=(404, 409),
+            )
             if response.status_code != 200 and not self.exists(dst):
                 raise FileNotFoundError(f"Koofr {op} of {kp} to /{dst} failed")
         finally:

@@ -47,7 +47,7 @@ def reveal(obscured: str) -> str:
     """Reveal an rclone-obscured password (inverse of :func:`obscure`, like ``rclone reveal``)."""
     text = obscured.strip()
     try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError) as exc:
         raise RcloneConfigError(
             "base64 decode failed when revealing password - is it obscured?"
@@ -153,8 +153,10 @@ class KoofrRemote:
     def storage_options(self) -> dict[str, Any]:
         """Keyword arguments for ``fsspec.filesystem("koofr", **options)``."""
         options: dict[str, Any] = {
-            "user": self.user, "password": self.password,
-            "endpoint": self.endpoint, "provider": self.provider,
+            "user": self.user,
+            "password": self.password,
+            "endpoint": self.endpoint,
+            "provider": self.provider,
         }
         if self.mountid:
             options["mountid"] = self.mountid
@@ -216,7 +218,11 @@ def koofr_remote(sections: dict[str, dict[str, str]], name: str | None = None) -
     except ValueError as exc:
         raise RcloneConfigError(f"rclone remote {name!r}: {exc}") from None
     return KoofrRemote(
-        name=name, endpoint=endpoint, provider=provider, user=user, password=password,
+        name=name,
+        endpoint=endpoint,
+        provider=provider,
+        user=user,
+        password=password,
         mountid=section.get("mountid") or None,
         setmtime=_as_bool(section.get("setmtime"), True),
     )

@@ -71,8 +71,21 @@ def run_backup(
     workers: int | None = None,
     progress: ProgressFn | None = None,
     spool_root: str | None = None,
+    lock: bool = True,
 ) -> BackupReport:
-    """Back up `source` into `repo`; returns the plan summary and the committed snapshot."""
+    """Back up `source` into `repo`; returns the plan summary and the committed snapshot.
+
+    Holds a shared store lock for the whole run (so a prune waits for it); `lock=False` is for
+    callers that already hold one.
+    """
+    if lock:
+        from kloset.locks import store_lock
+
+        with store_lock(repo, False, "backup"):
+            return run_backup(
+                repo, source, options, workers=workers, progress=progress,
+                spool_root=spool_root, lock=False,
+            )
     started = time.perf_counter()
     options = options or BackupOptions(batch_bytes=64 * 1024 * 1024, batch_files=4000)
     spool_root = spool_root or default_spool_dir(repo.storage)

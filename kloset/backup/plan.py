@@ -116,6 +116,11 @@ def enumerate_source(
 ) -> EnumerateResult:
     """Scan `source`, write the plan into a fresh run directory and return its summary."""
     options = options or BackupOptions()
+    # A killed run may have uploaded packs without indexing them: index them from their own
+    # headers now, so the chunk stage dedups against them instead of uploading them again.
+    from kloset.repair import adopt_unindexed_packs
+
+    adopt_unindexed_packs(repo)
     started = time.time_ns()
     run_dir = os.path.join(spool_root, f"run-{started}-{os.urandom(4).hex()}")
     os.makedirs(run_dir, exist_ok=True)

@@ -18,15 +18,16 @@ def batch_name(batch_no: int) -> str:
 
 
 def write_msgpack(path: str, obj: Any) -> None:
+    # surrogateescape: paths that are not valid UTF-8 on disk must survive the spool unchanged.
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "wb") as fh:
-        fh.write(msgpack.packb(obj))
+        fh.write(msgpack.packb(obj, unicode_errors="surrogateescape"))
     os.replace(tmp, path)
 
 
 def read_msgpack(path: str) -> Any:
     with open(path, "rb") as fh:
-        return msgpack.unpackb(fh.read(), strict_map_key=False)
+        return msgpack.unpackb(fh.read(), strict_map_key=False, unicode_errors="surrogateescape")
 
 
 def plan_path(run_dir: str) -> str:

@@ -7,6 +7,8 @@ import os
 import sys
 
 import click
+import typer
+from typer._click import exceptions as typer_click
 
 from kloset.cli.app import app
 from kloset.errors import KlosetError
@@ -42,13 +44,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rv = app(args=argv, prog_name="kloset", standalone_mode=False)
         return int(rv or 0) if isinstance(rv, int) else 0
-    except click.exceptions.Exit as exc:
+    # Typer ≥ 0.20 vendors its own click: its exceptions are not click's.
+    except (click.exceptions.Exit, typer.Exit) as exc:
         return int(exc.exit_code)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         print("kloset: aborted", file=sys.stderr)
         return 130
-    except click.ClickException as exc:
+    except typer_click.NoArgsIsHelpError as exc:
         exc.show()
+        return 0
+    except (click.UsageError, typer_click.UsageError) as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "kloset"
+        print(f"kloset: error: {_one_line(exc)} (see '{where} --help')", file=sys.stderr)
+        return int(exc.exit_code)
+    except (click.ClickException, typer_click.ClickException) as exc:
+        print(f"kloset: error: {_one_line(exc)}", file=sys.stderr)
         return int(exc.exit_code)
     except KlosetError as exc:
         if debug:
@@ -68,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         if mod.startswith("koofrfs") or isinstance(exc, OSError | ValueError):
             print(f"kloset: error: {_one_line(exc)}", file=sys.stderr)
         else:
-            print(f"kloset: internal error ({kind}): {_one_line(exc)} (KLOSET_DEBUG=1 for details)", file=sys.stderr)
+            print(
+                f"kloset: internal error ({kind}): {_one_line(exc)} (KLOSET_DEBUG=1 for details)",
+                file=sys.stderr,
+            )
         return 1
 
 

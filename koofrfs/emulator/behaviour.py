@@ -3,6 +3,17 @@
 The wire reference is ``/work/shared/koofr-api.md`` (evidence tags [V] wire, [C] source code,
 [D] docs, [?] inference).  Anything below tagged [?] was *not* confirmed against the real
 service: if the real Koofr turns out to behave differently, change it here and only here.
+
+Inferences that are structural rather than a constant (documented here, coded in ``store.py``):
+
+* a file where a directory is expected (parent of folder/put/copy/move target) is
+  400 ``NotDir`` "Directory expected" (the fake has no such check) [?];
+* the checks run in the fake's order: into-self (400) -> target exists (409) -> source
+  missing (404) -> target parent missing (404) [C];
+* into-self and "target exists" compare case-insensitively (the fake compares raw paths) [?];
+* deletions are immediate and permanent: the real trash (``/api/v2/trash``) and file
+  versions are not emulated [C][?];
+* there is a single (primary) mount; copy/move to any other ``toMountId`` is 404 [?].
 """
 
 from __future__ import annotations
@@ -31,15 +42,17 @@ ACCEPT_PRIMARY_ALIAS = False
 USER_FIRST_NAME = "Test"
 USER_LAST_NAME = "User"
 USER_LEVEL = 1000
+#: ``almostOverQuota`` in the mount JSON flips at this fraction of ``spaceTotal`` [?].
+ALMOST_OVER_QUOTA_FRACTION = 0.95
 
-# --- Authentication ----------------------------------------------------------------------------
+# --- Authentication --------------------------------------------------------------------------
 
 #: Email comparison for Basic auth and ``POST /token`` is case-insensitive [?].
 EMAIL_CASE_INSENSITIVE = True
 #: 401 responses carry an empty body and no ``WWW-Authenticate`` header [V][C][?].
 SEND_WWW_AUTHENTICATE = False
 
-# --- Namespace rules -----------------------------------------------------------------------------
+# --- Namespace rules -------------------------------------------------------------------------
 
 
 def fold_name(name: str) -> str:
@@ -65,7 +78,7 @@ SORT_LISTINGS = True
 #: ``files/list`` on a file: 400 NotDir [?].
 LIST_ON_FILE_STATUS = 400
 
-# --- Status codes for conflicts ---------------------------------------------------------------
+# --- Status codes for conflicts --------------------------------------------------------------
 
 #: ``files/folder`` when the name exists: 400 on real v2 (rclone relies on it; 409 breaks
 #: ``rclone copy --transfers 8``) [V][D].
@@ -82,7 +95,7 @@ LINK_CREATE_STATUS = 200
 #: ``files/folder`` and ``files/remove`` answer 200 with an empty body (fake) [C].
 EMPTY_OK_BODY = b""
 
-# --- Uploads --------------------------------------------------------------------------------------
+# --- Uploads ---------------------------------------------------------------------------------
 
 #: Multipart field carrying the file; any other part with a ``filename`` is used as fallback [V][?].
 UPLOAD_FIELD_NAME = "file"
@@ -92,7 +105,7 @@ UPLOAD_WITHOUT_INFO_RETURNS_NAME_LIST = True
 #: Flag values recognised as true for ``overwrite``/``info`` (Go sends ``true``) [C].
 TRUE_VALUES = frozenset({"true"})
 
-# --- Downloads -------------------------------------------------------------------------------------
+# --- Downloads -------------------------------------------------------------------------------
 
 #: Multi-range and malformed ``Range`` headers get 416 + ``Content-Range: bytes */SIZE``
 #: (fake) rather than being ignored as RFC 9110 would allow [C].
@@ -129,7 +142,7 @@ def content_type_for(name: str) -> str:
     return _MIME.types_map[True].get("." + ext) or DEFAULT_CONTENT_TYPE
 
 
-# --- Errors -------------------------------------------------------------------------------------------
+# --- Errors ---------------------------------------------------------------------------------
 
 #: Error codes used for injected faults by status [?].
 FAULT_ERROR_CODES = {429: "TooManyRequests", 500: "Other", 502: "Other", 503: "Other", 504: "Other"}
@@ -139,7 +152,7 @@ RETRY_AFTER_STATUSES = frozenset({429, 503})
 #: Unknown method on a known route: 405 with ``Allow`` [?].
 METHOD_NOT_ALLOWED_STATUS = 405
 
-# --- Transport ------------------------------------------------------------------------------------------
+# --- Transport -------------------------------------------------------------------------------
 
 #: Idle keep-alive connections are closed after this many seconds [?].
 KEEPALIVE_TIMEOUT_S = 120.0

@@ -6,6 +6,7 @@ about Koofr semantics or locking.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -47,9 +48,7 @@ def measure(path: Path) -> tuple[int, list[tuple[int, int]]]:
     return total, inodes
 
 
-def copy_tree(
-    src: Path, dst: Path, md5_of: Callable[[Path], str]
-) -> list[tuple[Path, str]]:
+def copy_tree(src: Path, dst: Path, md5_of: Callable[[Path], str]) -> list[tuple[Path, str]]:
     """Copy ``src`` (file or dir) to the new path ``dst`` preserving mtimes.
 
     Returns ``(relative path, md5)`` for every copied file, so the caller can record the
@@ -80,10 +79,8 @@ def remove_tree(path: Path) -> None:
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, ignore_errors=True)
     else:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-        except FileNotFoundError:
-            pass
 
 
 def clear_dir(path: Path) -> None:

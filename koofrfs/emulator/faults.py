@@ -113,8 +113,13 @@ class FaultInjector:
         """Rules as JSON-able dicts with ``id``, ``matched``, ``fired`` and ``remaining``."""
         with self._lock:
             return [
-                {"id": a.id, **a.rule.to_dict(), "matched": a.matched, "fired": a.fired,
-                 "remaining": a.remaining}
+                {
+                    "id": a.id,
+                    **a.rule.to_dict(),
+                    "matched": a.matched,
+                    "fired": a.fired,
+                    "remaining": a.remaining,
+                }
                 for a in self._rules.values()
             ]
 
@@ -126,7 +131,9 @@ class FaultInjector:
             return True
         return self._rng.random() < active.rule.rate
 
-    def decide(self, route: str, method: str, url_path: str, file_path: str | None) -> FaultDecision:
+    def decide(
+        self, route: str, method: str, url_path: str, file_path: str | None
+    ) -> FaultDecision:
         decision = FaultDecision()
         with self._lock:
             for active in self._rules.values():

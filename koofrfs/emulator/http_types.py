@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from email.message import Message
 from typing import Any, BinaryIO
 
+from . import behaviour
 from .bodies import BodyReader
 from .errors import ApiError, bad_request, invalid_path
 from .paths import normalize_path
@@ -74,8 +75,17 @@ class Response:
             self.stream.close()
 
 
-def json_response(doc: Any, status: int = 200,
-                  headers: list[tuple[str, str]] | None = None) -> Response:
+def unauthorized() -> Response:
+    """A bare 401 (empty body), as the real service and Koofr's fake answer [V][C]."""
+    headers = (
+        [("WWW-Authenticate", 'Basic realm="Koofr"')] if behaviour.SEND_WWW_AUTHENTICATE else []
+    )
+    return Response(401, headers)
+
+
+def json_response(
+    doc: Any, status: int = 200, headers: list[tuple[str, str]] | None = None
+) -> Response:
     body = json.dumps(doc, ensure_ascii=False).encode("utf-8")
     return Response(status, [("Content-Type", JSON_TYPE), *(headers or [])], body)
 
@@ -85,13 +95,16 @@ def error_response(err: ApiError, request_id: str) -> Response:
     return Response(err.status, headers, err.body(request_id))
 
 
-def get_str(doc: dict[str, Any], key: str, *, required: bool = True) -> str | None:
+def get_str(doc: dict[str, Any], key: str) -> str:
+    """A required string member of a JSON body (400 otherwise)."""
     value = doc.get(key)
-    if value is None and not required:
-        return None
     if not isinstance(value, str):
         raise bad_request(f"Invalid {key}")
     return value
+
+
+def get_opt_str(doc: dict[str, Any], key: str) -> str | None:
+    return None if doc.get(key) is None else get_str(doc, key)
 
 
 def get_int(doc: dict[str, Any], key: str) -> int | None:

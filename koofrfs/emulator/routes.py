@@ -6,11 +6,25 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-ROUTE_NAMES = frozenset({
-    "mounts", "mount", "files/info", "files/list", "files/folder", "files/remove",
-    "files/copy", "files/move", "files/get", "files/put", "files/tree", "links", "token",
-    "user", "places",
-})
+ROUTE_NAMES = frozenset(
+    {
+        "mounts",
+        "mount",
+        "files/info",
+        "files/list",
+        "files/folder",
+        "files/remove",
+        "files/copy",
+        "files/move",
+        "files/get",
+        "files/put",
+        "files/tree",
+        "links",
+        "token",
+        "user",
+        "places",
+    }
+)
 
 # (regex, route, allowed methods). Downloads are served with and without the ``/content``
 # prefix (rclone uses it, OpenDAL does not) [C]; uploads only under ``/content`` [C].
@@ -23,16 +37,28 @@ _TABLE: list[tuple[re.Pattern[str], str, frozenset[str]]] = [
     (re.compile(r"^/api/v2/mounts/(?P<m>[^/]+)/files/info$"), "files/info", frozenset({"GET"})),
     (re.compile(r"^/api/v2/mounts/(?P<m>[^/]+)/files/list$"), "files/list", frozenset({"GET"})),
     (re.compile(r"^/api/v2/mounts/(?P<m>[^/]+)/files/tree$"), "files/tree", frozenset({"GET"})),
-    (re.compile(r"^/api/v2/mounts/(?P<m>[^/]+)/files/folder$"), "files/folder",
-     frozenset({"POST"})),
-    (re.compile(r"^/api/v2/mounts/(?P<m>[^/]+)/files/remove$"), "files/remove",
-     frozenset({"DELETE"})),
+    (
+        re.compile(r"^/api/v2/mounts/(?P<m>[^/]+)/files/folder$"),
+        "files/folder",
+        frozenset({"POST"}),
+    ),
+    (
+        re.compile(r"^/api/v2/mounts/(?P<m>[^/]+)/files/remove$"),
+        "files/remove",
+        frozenset({"DELETE"}),
+    ),
     (re.compile(r"^/api/v2/mounts/(?P<m>[^/]+)/files/copy$"), "files/copy", frozenset({"PUT"})),
     (re.compile(r"^/api/v2/mounts/(?P<m>[^/]+)/files/move$"), "files/move", frozenset({"PUT"})),
-    (re.compile(r"^(?:/content)?/api/v2/mounts/(?P<m>[^/]+)/files/get$"), "files/get",
-     frozenset({"GET", "HEAD"})),
-    (re.compile(r"^/content/api/v2/mounts/(?P<m>[^/]+)/files/put$"), "files/put",
-     frozenset({"POST"})),
+    (
+        re.compile(r"^(?:/content)?/api/v2/mounts/(?P<m>[^/]+)/files/get$"),
+        "files/get",
+        frozenset({"GET", "HEAD"}),
+    ),
+    (
+        re.compile(r"^/content/api/v2/mounts/(?P<m>[^/]+)/files/put$"),
+        "files/put",
+        frozenset({"POST"}),
+    ),
     (re.compile(r"^/api/v2/mounts/(?P<m>[^/]+)/links$"), "links", frozenset({"POST"})),
 ]
 

@@ -14,11 +14,11 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from . import behaviour, diskops
+from .entries import Entry, PutOptions, check_conditions
 from .errors import ApiError, already_exists, conflict, not_dir, not_file, not_found
 from .hashcache import HashCache
 from .paths import is_same_or_within, parts, split_parent_name, unused_name, validate_name
@@ -26,58 +26,6 @@ from .paths import is_same_or_within, parts, split_parent_name, unused_name, val
 _fold = behaviour.fold_name
 _DIR_CACHE_SIZE = 4096
 MIB = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Entry:
-    """What Koofr calls FileInfo."""
-
-    name: str
-    is_dir: bool
-    size: int
-    modified: int
-    md5: str | None
-    content_type: str
-
-    def to_json(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {
-            "name": self.name,
-            "type": "dir" if self.is_dir else "file",
-            "modified": self.modified,
-            "size": self.size,
-            "contentType": self.content_type,
-        }
-        if not self.is_dir:  # the fake sends no hash for directories [C]
-            doc["hash"] = self.md5
-        doc["tags"] = {}
-        return doc
-
-
-@dataclass(frozen=True)
-class PutOptions:
-    """Conflict handling of ``files/put`` (fake's ``CreateFileConflictResolution``)."""
-
-    autorename: bool = True
-    overwrite: bool = False
-    if_modified: int | None = None
-    if_size: int | None = None
-    if_hash: str | None = None
-    ignore_nonexisting: bool = False
-    modified: int | None = None
-
-    @property
-    def has_conditions(self) -> bool:
-        return any(v is not None for v in (self.if_modified, self.if_size, self.if_hash))
-
-
-def _check_conditions(entry: Entry, size: int | None, modified: int | None,
-                      md5: str | None, verb: str) -> None:
-    if modified is not None and modified != entry.modified:
-        raise conflict(f"{verb} if modified does not match")
-    if size is not None and size != entry.size:
-        raise conflict(f"{verb} if size does not match")
-    if md5 is not None and md5 != entry.md5:
-        raise conflict(f"{verb} if hash does not match")
 
 
 class Store:
@@ -95,7 +43,7 @@ class Store:
         self._dirs: OrderedDict[str, tuple[int, dict[str, str]]] = OrderedDict()
         self._used = diskops.measure(self.files_dir)[0]
 
-    # -- lookup ---------------------------------------------------------------------------------
+    # -- lookup -------------------------------------------------------------------------------
 
     def _children(self, d: Path) -> dict[str, str] | None:
         """Folded name -> stored name for directory ``d`` (None if ``d`` is not a dir)."""
@@ -143,8 +91,9 @@ class Store:
         if os.path.isdir(disk):
             return Entry(name, True, 0, diskops.mtime_ms(st), None, "")
         md5 = self.hashes.get(disk, st)
-        return Entry(name, False, st.st_size, diskops.mtime_ms(st), md5,
-                     behaviour.content_type_for(name))
+        return Entry(
+            name, False, st.st_size, diskops.mtime_ms(st), md5, behaviour.content_type_for(name)
+        )
 
     @contextmanager
     def _mutating(self, *dirs: Path) -> Iterator[None]:
@@ -168,7 +117,7 @@ class Store:
         for key in [k for k in self._dirs if k == p or k.startswith(p + os.sep)]:
             del self._dirs[key]
 
-    # -- reads ----------------------------------------------------------------------------------
+    # -- reads --------------------------------------------------------------------------------
 
     def info(self, path: str) -> Entry:
         with self.lock:
@@ -230,10 +179,11 @@ class Store:
 
     def _check_quota(self, new_used: int) -> None:
         if behaviour.ENFORCE_QUOTA and new_used > self.space_total_mib * MIB:
-            raise ApiError(behaviour.QUOTA_EXCEEDED_STATUS, behaviour.QUOTA_EXCEEDED_CODE,
-                           "Quota exceeded")
+            raise ApiError(
+                behaviour.QUOTA_EXCEEDED_STATUS, behaviour.QUOTA_EXCEEDED_CODE, "Quota exceeded"
+            )
 
-    # -- namespace mutations ----------------------------------------------------------------------
+    # -- namespace mutations ------------------------------------------------------------------
 
     def mkdir(self, parent: str, name: str) -> Entry:
         validate_name(name)
@@ -249,8 +199,15 @@ class Store:
                 children[_fold(name)] = name
             return self._entry(pdisk / name)
 
-    def remove(self, path: str, *, if_size: int | None = None, if_modified: int | None = None,
-               if_hash: str | None = None, if_empty: bool = False) -> None:
+    def remove(
+        self,
+        path: str,
+        *,
+        if_size: int | None = None,
+        if_modified: int | None = None,
+        if_hash: str | None = None,
+        if_empty: bool = False,
+    ) -> None:
         if path == "/":
             raise not_dir()
         with self.lock:
@@ -258,7 +215,7 @@ class Store:
             if disk is None:
                 raise not_found()
             entry = self._entry(disk)
-            _check_conditions(entry, if_size, if_modified, if_hash, "Remove")
+            check_conditions(entry, if_size, if_modified, if_hash, "Remove")
             if if_empty and entry.is_dir and os.listdir(disk):
                 raise conflict()
             size, inodes = diskops.measure(disk)
@@ -316,8 +273,15 @@ class Store:
             self._used += size
             return name
 
-    def move(self, src: str, dst: str, *, if_size: int | None = None,
-             if_modified: int | None = None, if_hash: str | None = None) -> str:
+    def move(
+        self,
+        src: str,
+        dst: str,
+        *,
+        if_size: int | None = None,
+        if_modified: int | None = None,
+        if_hash: str | None = None,
+    ) -> str:
         case_only = _fold(src) == _fold(dst)
         if src == "/" or (is_same_or_within(dst, src) and not case_only):
             raise ApiError(400, "MoveIntoSelf", "Cannot move into itself")
@@ -332,7 +296,7 @@ class Store:
             if sdisk is None:
                 raise not_found()
             entry = self._entry(sdisk)
-            _check_conditions(entry, if_size, if_modified, if_hash, "Move")
+            check_conditions(entry, if_size, if_modified, if_hash, "Move")
             pdisk, name = self._target(dst)
             if case_only:
                 pdisk = sdisk.parent
@@ -354,7 +318,7 @@ class Store:
                 self.hashes.refresh(final, entry.md5)
             return name
 
-    # -- uploads ------------------------------------------------------------------------------------
+    # -- uploads ------------------------------------------------------------------------------
 
     def new_temp(self) -> Path:
         """A fresh staging path outside the namespace for an incoming upload."""
@@ -375,7 +339,7 @@ class Store:
                     raise conflict("Overwrite file not found")
                 return name, None
             entry = self._entry(existing)
-            _check_conditions(entry, opts.if_size, opts.if_modified, opts.if_hash, "Overwrite")
+            check_conditions(entry, opts.if_size, opts.if_modified, opts.if_hash, "Overwrite")
             if entry.is_dir:
                 raise not_file()
             return name, existing
@@ -389,8 +353,7 @@ class Store:
         with self.lock:
             self._resolve_put(self._dir(parent), name, opts)
 
-    def commit_put(self, parent: str, name: str, opts: PutOptions, staged: Path,
-                   md5: str) -> Entry:
+    def commit_put(self, parent: str, name: str, opts: PutOptions, staged: Path, md5: str) -> Entry:
         """Atomically move a fully received upload into the namespace."""
         validate_name(name)
         with self.lock:

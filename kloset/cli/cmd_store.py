@@ -1,0 +1,501 @@
+"""`kloset at STORE <verb>`: create, backup, ls, cat, find, diff, restore, check, info, rm.
+
+Every verb is a thin layer over one engine function; what it adds is argument parsing and
+output. Data goes to stdout (tables, JSON, file bytes), everything else to stderr: progress
+bars (terminals only) and one line per problem. Exit codes: 0 ok, 7 finished with per-file
+errors (the snapshot or the rest of the restore is still good), others from kloset.errors.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import typer
+
+from kloset import passphrase as pp
+from kloset.cli import output as o
+from kloset.cli.app import at_app, store_ctx
+from kloset.cli.progress import ProgressReporter
+from kloset.errors import KlosetError, PathNotFound
+from kloset.repository import Repository
+from kloset.snapshot import SnapshotHeader
+from kloset.vfs import SnapshotView, normalize
+
+EXIT_PARTIAL = 7  # done, but some files could not be read or written
+
+
+def split_ref(arg: str) -> tuple[str, str | None]:
+    """`SNAP[:/path]` → (SNAP, path or None); splits at the first ':'."""
+    ref, sep, path = arg.partition(":")
+    return ref, (normalize(path) if sep else None)
+
+
+def _resolve(repo: Repository, arg: str) -> tuple[SnapshotHeader, str | None]:
+    ref, path = split_ref(arg)
+    return repo.resolve_snapshot(ref), path
+
+
+def _report_errors(errors: list[tuple[str, str]]) -> None:
+    for path, message in errors:
+        o.err(f"{path}: {message}")
+
+
+# -- create -------------------------------------------------------------------------------------
+@at_app.command()
+def create(
+    ctx: typer.Context,
+    no_encryption: bool = typer.Option(
+        False, "--no-encryption", help="Store data unencrypted (for stores encrypted elsewhere)."
+    ),
+    passphrase_file: str | None = typer.Option(
+        None, "--passphrase-file", help="Read the new passphrase from this file."
+    ),
+    compression_level: int = typer.Option(3, "--compression-level", help="zstd level, 0 = off."),
+    kdf_memory_kib: int | None = typer.Option(None, "--kdf-memory-kib", hidden=True),
+    kdf_iterations: int | None = typer.Option(None, "--kdf-iterations", hidden=True),
+    pack_size: int | None = typer.Option(None, "--pack-size", hidden=True),
+) -> None:
+    """Create a new store (asks for a passphrase twice unless one is given)."""
+    from kloset.crypto import KdfParams
+
+    sc = store_ctx(ctx)
+    storage = sc.storage()
+    secret: str | None = None
+    if not no_encryption:
+        secret = pp.resolve(passphrase_file or sc.passphrase_file)
+        if secret is None:
+            from kloset.config import CONFIG_NAME
+
+            if storage.exists(CONFIG_NAME):  # say so before asking for a passphrase twice
+                raise KlosetError(f"a store already exists at {storage.location}")
+            secret = pp.prompt(confirm=True)
+    kdf = None
+    if kdf_memory_kib or kdf_iterations:
+        kdf = KdfParams.fresh(memory_kib=kdf_memory_kib or 65536, iterations=kdf_iterations or 3)
+    extra: dict[str, Any] = {"pack_size": pack_size} if pack_size else {}
+    repo = Repository.create(
+        storage,
+        secret,
+        encrypted=not no_encryption,
+        compression_level=compression_level,
+        kdf=kdf,
+        **extra,
+    )
+    kind = "encrypted" if repo.config.encrypted else "unencrypted"
+    o.out(f"created {kind} store {repo.config.store_id} at {storage.location}")
+
+
+# -- backup -------------------------------------------------------------------------------------
+def _read_exclude_file(path: str) -> list[str]:
+    try:
+        with open(os.path.expanduser(path), encoding="utf-8") as fh:
+            return [line.rstrip("\n") for line in fh]
+    except OSError as exc:
+        raise KlosetError(f"cannot read exclude file {path}: {exc.strerror or exc}") from exc
+
+
+@at_app.command()
+def backup(
+    ctx: typer.Context,
+    src: str = typer.Argument(
+        ..., metavar="SRC", help="Folder: path, fsspec URL or @NAME[:/path]."
+    ),
+    tag: list[str] = typer.Option([], "--tag", "-t", help="Tag the snapshot (repeatable)."),
+    exclude: list[str] = typer.Option([], "--exclude", "-x", help="Gitignore-like glob to skip."),
+    exclude_file: str | None = typer.Option(None, "--exclude-file", help="File of exclude globs."),
+    force_read: bool = typer.Option(False, "--force-read", help="Re-read unchanged files too."),
+    workers: int | None = typer.Option(
+        None, "--workers", help="Parallel chunkers (default: CPUs)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> int:
+    """Back up a folder; unchanged files (same path, size, mtime) are not read again."""
+    from kloset.backup import BackupOptions
+    from kloset.backup.pipeline import run_backup
+    from kloset.locations import open_source
+
+    excludes = list(exclude) + (_read_exclude_file(exclude_file) if exclude_file else [])
+    repo = store_ctx(ctx).open()
+    source = open_source(src)
+    options = BackupOptions(
+        tags=list(tag),
+        excludes=excludes,
+        force_read=force_read,
+        batch_bytes=64 * 1024 * 1024,
+        batch_files=4000,
+    )
+    with ProgressReporter("backup") as bar:
+        report = run_backup(repo, source, options, workers=workers, progress=bar)
+    st = report.commit.stats
+    errors = report.commit.errors
+    _report_errors(errors)
+    summary = {
+        "snapshot": report.commit.snapshot_id,
+        "source": source.location,
+        "parent": report.plan.parent,
+        "files": st.get("files", 0),
+        "files_read": st.get("files_read", 0),
+        "files_unchanged": report.plan.files_reused,
+        "dirs": st.get("dirs", 0),
+        "symlinks": st.get("symlinks", 0),
+        "bytes": st.get("bytes", 0),
+        "bytes_read": st.get("bytes_read", 0),
+        "bytes_added": st.get("bytes_added", 0),
+        "dedup_ratio": o.ratio(st.get("bytes", 0), st.get("bytes_added", 0)),
+        "errors": [{"path": p, "error": m} for p, m in errors],
+        "duration": round(report.duration, 3),
+    }
+    if as_json:
+        o.print_json(summary)
+    else:
+        rows = [
+            (
+                "files",
+                f"{summary['files']} ({summary['files_read']} read, "
+                f"{summary['files_unchanged']} unchanged)",
+            ),
+            ("dirs", str(summary["dirs"])),
+            ("symlinks", str(summary["symlinks"])),
+            ("size", o.human_size(summary["bytes"])),
+            ("read", o.human_size(summary["bytes_read"])),
+            ("added", f"{o.human_size(summary['bytes_added'])} (after dedup and compression)"),
+            ("dedup", f"{summary['dedup_ratio']}x"),
+            ("errors", str(len(errors))),
+            ("duration", f"{summary['duration']:.1f} s"),
+        ]
+        o.out(o.table([(k, v) for k, v in rows], header=False))
+        o.out(f"snapshot {report.commit.snapshot_id} created")
+    return EXIT_PARTIAL if errors else 0
+
+
+# -- ls -----------------------------------------------------------------------------------------
+def snapshot_row(h: SnapshotHeader) -> dict[str, Any]:
+    """A snapshot as JSON consumers see it (the UI uses the same fields)."""
+    st = h.stats
+    return {
+        "id": h.hex,
+        "short_id": h.hex[:12],
+        "time": o.iso_time(h.time_ns),
+        "time_ns": h.time_ns,
+        "source": h.source,
+        "host": h.host,
+        "user": h.user,
+        "tags": list(h.tags),
+        "parent": h.parent.hex() if h.parent else None,
+        "files": int(st.get("files", 0)),
+        "dirs": int(st.get("dirs", 0)),
+        "symlinks": int(st.get("symlinks", 0)),
+        "bytes": int(st.get("bytes", 0)),
+        "bytes_added": int(st.get("bytes_added", 0)),
+        "errors": max(h.errors_total, len(h.errors)),
+    }
+
+
+def entry_row(path: str, e: Any) -> dict[str, Any]:
+    return {
+        "name": e.name,
+        "path": path,
+        "type": e.type,
+        "mode": e.mode,
+        "mode_string": o.mode_string(e.type, e.mode),
+        "size": e.size,
+        "mtime": o.iso_time(e.mtime_ns),
+        "mtime_ns": e.mtime_ns,
+        "target": e.target,
+        "chunks": len(e.chunks),
+    }
+
+
+def _ls_snapshots(repo: Repository, as_json: bool, long: bool) -> None:
+    snaps = repo.list_snapshots(on_error=lambda sid, exc: o.err(f"warning: {exc}"))
+    if as_json:
+        o.print_json([snapshot_row(h) for h in snaps])
+        return
+    if not snaps:
+        return
+    head = ["ID", "DATE", "SIZE", "FILES", "TAGS", "SOURCE"]
+    if long:
+        head[5:5] = ["HOST", "ERRORS"]
+    rows = [head]
+    for h in snaps:
+        r = snapshot_row(h)
+        row = [
+            h.hex if long else r["short_id"],
+            o.local_time(h.time_ns),
+            o.human_size(r["bytes"]),
+            str(r["files"]),
+            ",".join(h.tags) or "-",
+            o.display_name(h.source),
+        ]
+        if long:
+            row[5:5] = [h.host or "-", str(r["errors"])]
+        rows.append(row)
+    o.out(o.table(rows, right=(2, 3)))
+
+
+def _ls_path(
+    repo: Repository, header: SnapshotHeader, path: str, as_json: bool, long: bool
+) -> None:
+    view = SnapshotView(repo, header)
+    entry = view.stat(path)
+    if entry.is_dir:
+        base = path.rstrip("/")
+        listing = [(f"{base}/{e.name}", e) for e in view.listdir(path)]
+    else:
+        listing = [(path, entry)]
+    if as_json:
+        o.print_json([entry_row(p, e) for p, e in listing])
+        return
+    rows = []
+    for _p, e in listing:
+        name = o.display_name(e.name) + ("/" if e.is_dir else "")
+        if e.is_symlink:
+            name += " -> " + o.display_name(e.target or "")
+        size = str(e.size) if long else (o.human_size(e.size) if e.is_file else "-")
+        when = o.iso_time(e.mtime_ns) if long else o.local_time(e.mtime_ns, seconds=False)
+        rows.append([o.mode_string(e.type, e.mode), size, when, name])
+    if rows:
+        o.out(o.table(rows, right=(1,), header=False))
+
+
+@at_app.command("ls")
+def ls(
+    ctx: typer.Context,
+    target: str | None = typer.Argument(None, metavar="[SNAP[:/path]]"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    long: bool = typer.Option(False, "--long", "-l", help="Full ids and exact sizes/times."),
+) -> None:
+    """List snapshots, or a directory inside one."""
+    repo = store_ctx(ctx).open()
+    if target is None:
+        _ls_snapshots(repo, as_json, long)
+        return
+    header, path = _resolve(repo, target)
+    _ls_path(repo, header, path or "/", as_json, long)
+
+
+# -- cat ----------------------------------------------------------------------------------------
+@at_app.command()
+def cat(ctx: typer.Context, target: str = typer.Argument(..., metavar="SNAP:/path")) -> None:
+    """Write a file's bytes to stdout, a few chunks at a time."""
+    from kloset.fetch import fetch_blobs
+    from kloset.restore import WINDOW_CHUNKS
+
+    repo = store_ctx(ctx).open()
+    header, path = _resolve(repo, target)
+    if path is None:
+        raise PathNotFound("cat needs SNAP:/path (for example latest:/notes.txt)")
+    entry = SnapshotView(repo, header).stat(path)
+    if not entry.is_file:
+        raise PathNotFound(f"{path} is a {entry.type}, not a regular file")
+    sink = sys.stdout.buffer
+    for start in range(0, len(entry.chunks), WINDOW_CHUNKS):
+        window = entry.chunks[start : start + WINDOW_CHUNKS]
+        blobs = fetch_blobs(repo, window)
+        for cid in window:
+            sink.write(blobs[cid])
+    sink.flush()
+
+
+# -- find / diff --------------------------------------------------------------------------------
+@at_app.command()
+def find(
+    ctx: typer.Context,
+    args: list[str] = typer.Argument(..., metavar="[SNAP[:/path]] PATTERN"),
+    ignore_case: bool = typer.Option(False, "--ignore-case", "-i", help="Case-insensitive."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Find names matching a glob (paths, if the pattern has a '/') in all snapshots or one."""
+    from kloset import query
+
+    if len(args) > 2:
+        raise typer.BadParameter("give at most SNAP and PATTERN")
+    repo = store_ctx(ctx).open()
+    pattern = args[-1]
+    headers, path = None, "/"
+    if len(args) == 2:
+        header, sub = _resolve(repo, args[0])
+        headers, path = [header], sub or "/"
+    matches = query.find(repo, pattern, headers, path=path, ignore_case=ignore_case)
+    if as_json:
+        o.print_json([m.to_dict() for m in matches])
+        return
+    for m in matches:
+        o.out(f"{m.snapshot[:12]}:{o.display_name(m.path)}{'/' if m.type == 'dir' else ''}")
+
+
+@at_app.command()
+def diff(
+    ctx: typer.Context,
+    old: str = typer.Argument(..., metavar="SNAP1[:/path]"),
+    new: str = typer.Argument(..., metavar="SNAP2[:/path]"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Paths added (+), removed (-) and changed (M) from SNAP1 to SNAP2."""
+    from kloset import query
+
+    repo = store_ctx(ctx).open()
+    h1, p1 = _resolve(repo, old)
+    h2, p2 = _resolve(repo, new)
+    result = query.diff(repo, h1, h2, p1 or "/", p2 or "/")
+    if as_json:
+        o.print_json(result.to_dict())
+        return
+    mark = {query.ADDED: "+", query.REMOVED: "-", query.CHANGED: "M"}
+    for e in result.entries:
+        line = f"{mark[e.kind]} {o.display_name(e.path)}{'/' if e.type == 'dir' else ''}"
+        o.out(line + (f"  ({', '.join(e.reasons)})" if e.reasons else ""))
+    n = (len(result.added), len(result.removed), len(result.changed))
+    o.out(f"{n[0]} added, {n[1]} removed, {n[2]} changed")
+
+
+# -- restore ------------------------------------------------------------------------------------
+@at_app.command()
+def restore(
+    ctx: typer.Context,
+    target: str = typer.Argument(..., metavar="SNAP[:/path]"),
+    to: str = typer.Option(..., "-to", "--to", help="Destination: folder, fsspec URL or @NAME."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace files that differ."),
+    threads: int = typer.Option(8, "--threads", help="Files written in parallel."),
+) -> int:
+    """Restore a snapshot (or a path in it) into a folder; identical files are skipped."""
+    from kloset.restore import open_destination, run_restore
+
+    repo = store_ctx(ctx).open()
+    header, path = _resolve(repo, target)
+    dest = open_destination(to)
+    with ProgressReporter("restore") as bar:
+        rep = run_restore(
+            repo, header, path or "/", dest, overwrite=overwrite, threads=threads, progress=bar
+        )
+    _report_errors(rep.errors)
+    o.out(
+        f"restored {rep.files_written} files ({o.human_size(rep.bytes_written)}), "
+        f"{rep.plan.dirs} dirs, {rep.symlinks} symlinks to {dest.location}; "
+        f"{rep.files_skipped} identical files skipped, {len(rep.errors)} errors "
+        f"in {rep.duration:.1f} s"
+    )
+    return EXIT_PARTIAL if rep.errors else 0
+
+
+# -- check / info / rm --------------------------------------------------------------------------
+@at_app.command()
+def check(
+    ctx: typer.Context,
+    snapshots: list[str] = typer.Argument(None, metavar="[SNAP...]"),
+    read_data: bool = typer.Option(False, "--read-data", help="Read and verify every pack."),
+    subset: str | None = typer.Option(
+        None, "--read-data-subset", help="Read only n/m of the packs, or N% of them."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Check the store's structure and, with --read-data, every byte of its packs."""
+    from kloset.check import check_store
+    from kloset.errors import CheckFailed
+
+    repo = store_ctx(ctx).open()
+    with ProgressReporter("check") as bar:
+        rep = check_store(
+            repo, read_data=read_data, subset=subset, snapshots=snapshots or None, progress=bar
+        )
+    for line in rep.warnings:
+        o.err(f"warning: {line}")
+    for line in rep.errors:
+        o.err(line)
+    for snap, paths in rep.affected.items():
+        for p in paths:
+            o.err(f"damaged in snapshot {snap[:12]}: {p}")
+        more = rep.affected_counts.get(snap, 0) - len(paths)
+        if more > 0:
+            o.err(f"damaged in snapshot {snap[:12]}: ... and {more} more paths")
+    if as_json:
+        o.print_json(rep.to_dict())
+    else:
+        data = (
+            f", {rep.packs_read} packs read ({o.human_size(rep.bytes_read)})"
+            if rep.packs_read
+            else ""
+        )
+        o.out(
+            f"checked {rep.snapshots} snapshots, {rep.trees} trees, {rep.blobs} data blobs, "
+            f"{rep.packs} packs{data}: {'no errors' if rep.ok else f'{len(rep.errors)} errors'}"
+        )
+    if not rep.ok:
+        hit = sum(rep.affected_counts.values())
+        raise CheckFailed(
+            f"check failed: {len(rep.damaged_packs)} damaged packs, {hit} damaged paths "
+            f"in {len(rep.affected)} snapshots"
+        )
+
+
+@at_app.command()
+def info(
+    ctx: typer.Context,
+    target: str | None = typer.Argument(None, metavar="[SNAP]"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Store totals (sizes, dedup and compression ratios), or one snapshot's numbers."""
+    from kloset import stats
+
+    repo = store_ctx(ctx).open()
+    if target is None:
+        s = stats.store_stats(repo)
+        if as_json:
+            o.print_json(s.to_dict())
+            return
+        rows = [
+            ("store", f"{s.location} ({s.store_id})"),
+            ("encryption", "aes-256-gcm" if s.encrypted else "none"),
+            ("compression", f"zstd level {s.compression_level}, {s.compression_ratio}x"),
+            ("snapshots", str(s.snapshots)),
+            ("packs", f"{s.packs} ({o.human_size(s.pack_bytes)})"),
+            ("blobs", f"{s.blobs} ({s.data_blobs} data, {s.tree_blobs} trees)"),
+            ("logical size", o.human_size(s.logical_bytes)),
+            ("stored size", o.human_size(s.pack_bytes)),
+            ("dedup ratio", f"{s.dedup_ratio}x (logical / stored)"),
+        ]
+    else:
+        header, _path = _resolve(repo, target)
+        t = stats.snapshot_stats(repo, header)
+        if as_json:
+            o.print_json(t.to_dict())
+            return
+        rows = [
+            ("snapshot", t.id),
+            ("date", o.local_time(t.time_ns)),
+            ("source", o.display_name(t.source)),
+            ("host", t.host or "-"),
+            ("tags", ",".join(t.tags) or "-"),
+            ("files", f"{t.files} ({t.dirs} dirs, {t.symlinks} symlinks)"),
+            ("logical size", o.human_size(t.logical_bytes)),
+            ("stored size", f"{o.human_size(t.stored_bytes)} ({t.chunks} chunks, {t.trees} trees)"),
+            ("dedup ratio", f"{t.dedup_ratio}x"),
+            ("read at backup", o.human_size(t.bytes_read)),
+            ("added at backup", o.human_size(t.bytes_added)),
+            ("errors", str(t.errors_total)),
+        ]
+        rows += [("  error", f"{o.display_name(p)}: {m}") for p, m in t.errors[:20]]
+    o.out(o.table(rows, header=False))
+
+
+@at_app.command("rm")
+def rm(
+    ctx: typer.Context,
+    targets: list[str] = typer.Argument(..., metavar="SNAP..."),
+    as_json: bool = typer.Option(False, "--json", help="Print the removed ids as JSON."),
+) -> None:
+    """Delete snapshots (headers only: `prune` reclaims the data they alone used)."""
+    repo = store_ctx(ctx).open()
+    chosen: dict[bytes, SnapshotHeader] = {}
+    for ref in targets:  # resolve all first: a typo must not leave half the list deleted
+        header = repo.resolve_snapshot(ref)
+        chosen.setdefault(header.id, header)
+    for header in chosen.values():
+        repo.delete_snapshot(header.id)
+    if as_json:
+        o.print_json({"removed": [h.hex for h in chosen.values()]})
+        return
+    for header in chosen.values():
+        o.out(f"removed snapshot {header.hex}")

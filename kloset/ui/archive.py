@@ -1,0 +1,156 @@
+"""A snapshot folder as a streamed `.tar` or `.zip`, generated while it is being sent.
+
+Neither format is ever built in memory or on disk: the walk, the reads and the encoding proceed
+together, one group of entries at a time. Tar is written header by header (PAX for long names
+and big files); zip uses the standard library's writer on an unseekable sink, so every member
+carries a data descriptor and zip64 records where sizes need them. A zip's central directory
+(one small record per member) is the only thing that grows with the folder, as the format
+requires; tar has no such cost.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import stat
+import tarfile
+import time
+import zipfile
+from collections.abc import Iterator
+
+from kloset.tree import Entry
+from kloset.ui.stream import iter_file, prefetch_small
+from kloset.vfs import SnapshotView, normalize
+
+# Small files are fetched together: up to this many entries or bytes per group.
+GROUP_ENTRIES = 256
+GROUP_BYTES = 8 * 1024 * 1024
+SMALL_FILE = 1024 * 1024
+ZIP_LEVEL = 1  # deflate at its fastest: archives are for moving data, not for squeezing it
+BLOCK = 512
+
+
+def archive_root_name(view: SnapshotView, path: str) -> str:
+    """Top folder inside the archive: the folder's own name, or the snapshot for `/`."""
+    norm = normalize(path)
+    return posixpath.basename(norm) or f"snapshot-{view.header.hex[:8]}"
+
+
+def _walk_groups(view: SnapshotView, path: str) -> Iterator[tuple[list[tuple[str, Entry]], dict]]:
+    """(entries, prefetched small-file blobs) groups, in walk order."""
+    group: list[tuple[str, Entry]] = []
+    small = 0
+    for spath, entry in view.walk(path):
+        group.append((spath, entry))
+        if entry.is_file and entry.size <= SMALL_FILE:
+            small += entry.size
+        if len(group) >= GROUP_ENTRIES or small >= GROUP_BYTES:
+            yield group, prefetch_small(view.repo, [e for _p, e in group], SMALL_FILE)
+            group, small = [], 0
+    if group:
+        yield group, prefetch_small(view.repo, [e for _p, e in group], SMALL_FILE)
+
+
+def _member_name(root: str, base: str, spath: str) -> str:
+    rel = spath[len(base) :].lstrip("/") if base != "/" else spath.lstrip("/")
+    return f"{root}/{rel}" if rel else root
+
+
+def iter_tar(view: SnapshotView, path: str) -> Iterator[bytes]:
+    """A POSIX (PAX) tar of `path` and everything below it."""
+    base = normalize(path)
+    root = archive_root_name(view, base)
+    for group, cache in _walk_groups(view, base):
+        for spath, entry in group:
+            info = tarfile.TarInfo(_member_name(root, base, spath))
+            info.mtime = entry.mtime_ns / 1e9
+            info.mode = entry.permissions() or (0o755 if entry.is_dir else 0o644)
+            if entry.is_dir:
+                info.type = tarfile.DIRTYPE
+            elif entry.is_symlink:
+                info.type = tarfile.SYMTYPE
+                info.linkname = entry.target or ""
+            else:
+                info.size = entry.size
+            yield info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+            if entry.is_file and entry.size:
+                sent = 0
+                for block in iter_file(view.repo, entry, cache=cache):
+                    sent += len(block)
+                    yield block
+                if sent != entry.size:
+                    raise OSError(f"{spath}: read {sent} bytes, expected {entry.size}")
+                pad = (-entry.size) % BLOCK
+                if pad:
+                    yield b"\0" * pad
+    yield b"\0" * (BLOCK * 2)
+
+
+class _Sink:
+    """Write-only, unseekable target for zipfile; the generator drains it after each step."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.parts.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        return None
+
+    def drain(self) -> bytes:
+        out = b"".join(self.parts)
+        self.parts.clear()
+        return out
+
+
+def _zip_info(name: str, entry: Entry) -> zipfile.ZipInfo:
+    mtime = max(entry.mtime_ns / 1e9, 315532800)  # zip dates start in 1980
+    # Names that are not valid UTF-8 on disk cannot be spelled in a zip; show them replaced.
+    clean = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    info = zipfile.ZipInfo(clean, date_time=time.localtime(mtime)[:6])
+    perms = entry.permissions()
+    if entry.is_dir:
+        info.external_attr = ((stat.S_IFDIR | (perms or 0o755)) << 16) | 0x10
+    elif entry.is_symlink:
+        info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    else:
+        info.external_attr = (stat.S_IFREG | (perms or 0o644)) << 16
+    info.create_system = 3  # Unix, so the mode bits above are honoured by unzip
+    return info
+
+
+def iter_zip(view: SnapshotView, path: str) -> Iterator[bytes]:
+    """A zip of `path` and everything below it (deflate, data descriptors, zip64 as needed)."""
+    base = normalize(path)
+    root = archive_root_name(view, base)
+    sink = _Sink()
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL) as zf:  # type: ignore[arg-type]
+        for group, cache in _walk_groups(view, base):
+            for spath, entry in group:
+                name = _member_name(root, base, spath)
+                if entry.is_dir:
+                    info = _zip_info(name + "/", entry)
+                    info.compress_type = zipfile.ZIP_STORED
+                    zf.writestr(info, b"")
+                elif entry.is_symlink:
+                    zf.writestr(_zip_info(name, entry), (entry.target or "").encode("utf-8", "surrogateescape"))
+                else:
+                    info = _zip_info(name, entry)
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    # 3.11 spells it _compresslevel, 3.13 compress_level; without it: level 6.
+                    for attr in ("compress_level", "_compresslevel"):
+                        if hasattr(zipfile.ZipInfo, attr):
+                            setattr(info, attr, ZIP_LEVEL)
+                            break
+                    info.file_size = entry.size  # lets zipfile decide on zip64 up front
+                    with zf.open(info, "w") as out:
+                        for block in iter_file(view.repo, entry, cache=cache):
+                            out.write(block)
+                            chunk = sink.drain()
+                            if chunk:
+                                yield chunk
+                chunk = sink.drain()
+                if chunk:
+                    yield chunk
+    yield sink.drain()

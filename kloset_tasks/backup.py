@@ -1,0 +1,135 @@
+"""Backup tasks: `enumerate`, `chunk`, `upload`, `commit_snapshot` and `verify`.
+
+Each is a thin wrapper over one engine stage (`kloset.backup`), so the CLI and Prefect run the
+same code. Inputs are a store spec, a location and a run directory on local disk; outputs are
+the engine's small result dataclasses. No file bytes or file lists ever pass through Prefect:
+the plan and the sealed packs stay in the run directory, and every stage is safe to retry
+(chunk redoes its batch, upload skips packs the store already has, commit only writes the
+snapshot header last).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
+
+from blocks import KlosetRepository
+from blocks import locations as block_locations
+from kloset.backup import (
+    BackupOptions,
+    ChunkResult,
+    CommitResult,
+    EnumerateResult,
+    UploadResult,
+    chunk_batch,
+    enumerate_source,
+)
+from kloset.backup import commit_snapshot as engine_commit
+from kloset.backup import upload_batch as engine_upload
+from kloset.errors import StoreNotFound
+from kloset_tasks.spec import LocationParam, backup_spool_root, open_repo
+
+# Jitter spreads retries of parallel batches so they do not hit Koofr in lockstep.
+_JITTER = 0.5
+
+
+@task(
+    name="enumerate",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=exponential_backoff(backoff_factor=5),
+    retry_jitter_factor=_JITTER,
+)
+def enumerate_task(
+    store: KlosetRepository,
+    source: LocationParam,
+    options: BackupOptions,
+    spool_dir: str | None = None,
+    create_store: bool = False,
+) -> EnumerateResult:
+    """List the source, match it against its parent snapshot, and plan batches.
+
+    Unchanged files (same size, mtime and, on Koofr, MD5) reuse the parent's chunks and are
+    never read. With `create_store`, a missing store is created first (for first runs).
+    """
+    try:
+        repo = open_repo(store)
+    except StoreNotFound:
+        if not create_store:
+            raise
+        store.create_repository()
+        repo = open_repo(store)
+    src = block_locations.open_source(source)
+    return enumerate_source(repo, src, backup_spool_root(repo, spool_dir), options)
+
+
+@task(
+    name="chunk",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=exponential_backoff(backoff_factor=5),
+    retry_jitter_factor=_JITTER,
+)
+def chunk(store: KlosetRepository, source: LocationParam, run_dir: str, batch: int) -> ChunkResult:
+    """Read one batch from the source, cut it with FastCDC and seal new chunks into packs.
+
+    Chunks the store already indexes (including batches other workers uploaded meanwhile) are
+    dropped; the rest are compressed, encrypted and sealed into packs in the run directory.
+    Unreadable files are reported in the result, not raised: one bad file must not fail the
+    batch. A retry redoes the batch from scratch.
+    """
+    repo = open_repo(store, refresh=True)
+    src = block_locations.open_source(source)
+    return chunk_batch(repo, run_dir, batch, source=src)
+
+
+@task(
+    name="upload",
+    cache_policy=NO_CACHE,
+    retries=4,
+    retry_delay_seconds=exponential_backoff(backoff_factor=2),
+    retry_jitter_factor=_JITTER,
+)
+def upload(store: KlosetRepository, run_dir: str, batch: int) -> UploadResult:
+    """Move one batch's sealed packs from the spool into the store, then index them.
+
+    Never touches the source: a retry resends only packs the store does not have yet.
+    """
+    return engine_upload(open_repo(store), run_dir, batch)
+
+
+@task(
+    name="commit_snapshot",
+    cache_policy=NO_CACHE,
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=2),
+    retry_jitter_factor=_JITTER,
+)
+def commit_snapshot(store: KlosetRepository, run_dir: str) -> CommitResult:
+    """Write the directory trees and then the snapshot header (which makes it exist)."""
+    return engine_commit(open_repo(store), run_dir)
+
+
+@task(
+    name="verify",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=exponential_backoff(backoff_factor=2),
+    retry_jitter_factor=_JITTER,
+)
+def verify(
+    store: KlosetRepository, snapshot: str, read_data_fraction: float = 0.0
+) -> dict[str, Any]:
+    """Check a snapshot's structure and read back a fraction of its data.
+
+    Returns ``{"ok": bool, "problems": [[what, message], ...], ...counts}``; problems are
+    reported, not raised, so the flow can put them in its summary and then fail.
+    """
+    from kloset.check import verify_snapshot
+
+    repo = open_repo(store, refresh=True)
+    report = verify_snapshot(repo, snapshot, read_data_fraction=read_data_fraction)
+    return report.to_dict()

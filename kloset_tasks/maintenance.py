@@ -1,0 +1,77 @@
+"""Maintenance tasks: `check` (structure and data of a store) and `prune` (retention + space).
+
+Both return plain dicts (the engine reports' own JSON forms), never raise for damage they
+*found* — that is the flow's call, after it has published the report.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
+
+from blocks import KlosetRepository
+from kloset.check import check_store
+from kloset.prune import PruneOptions
+from kloset.prune import prune as engine_prune
+from kloset.retention import RetentionPolicy, Within
+from kloset_tasks.spec import open_repo
+
+
+@task(
+    name="check",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=exponential_backoff(backoff_factor=5),
+    retry_jitter_factor=0.5,
+)
+def check(
+    store: KlosetRepository,
+    read_data: bool = False,
+    subset: str | None = None,
+    snapshots: list[str] | None = None,
+) -> dict[str, Any]:
+    """Check the store: index, snapshots, trees and packs; with `read_data` or `subset`
+    (``n/m`` or ``N%`` of the packs) also download and authenticate the data."""
+    report = check_store(open_repo(store), read_data=read_data, subset=subset, snapshots=snapshots)
+    return report.to_dict()
+
+
+@task(
+    name="prune",
+    cache_policy=NO_CACHE,
+    # A prune that failed half-way left a valid store; running it again finishes the job.
+    retries=1,
+    retry_delay_seconds=60,
+)
+def prune(
+    store: KlosetRepository,
+    keep_last: int = 0,
+    keep_hourly: int = 0,
+    keep_daily: int = 0,
+    keep_weekly: int = 0,
+    keep_monthly: int = 0,
+    keep_yearly: int = 0,
+    keep_tag: list[str] | None = None,
+    keep_within: str | None = None,
+    dry_run: bool = False,
+    repack_threshold: float = 0.2,
+    grace_minutes: float = 60.0,
+) -> dict[str, Any]:
+    """Forget snapshots the policy does not keep, then reclaim unused and mostly-unused packs.
+
+    Takes the store's exclusive lock itself (a dry run only a shared one), so it waits for
+    no one and never runs beside a backup.
+    """
+    policy = RetentionPolicy(
+        last=keep_last, hourly=keep_hourly, daily=keep_daily, weekly=keep_weekly,
+        monthly=keep_monthly, yearly=keep_yearly, tags=list(keep_tag or []),
+        within=Within.parse(keep_within) if keep_within else None,
+    )
+    options = PruneOptions(
+        policy=policy, repack_threshold=repack_threshold, grace_minutes=grace_minutes,
+        dry_run=dry_run,
+    )
+    return engine_prune(open_repo(store), options).to_json()
