@@ -129,11 +129,30 @@ class StoreConfig:
                 cfg.wrapped_keys = _unb64(enc["wrapped_keys"])
             else:
                 cfg.plain_keys = _unb64(doc["keys"])
+            _check_limits(cfg)
             return cfg
         except KlosetError:
             raise
         except Exception as exc:  # noqa: BLE001 - any parse failure is a damaged CONFIG
             raise CorruptObject(f"CONFIG is damaged or not a kloset store ({exc})") from exc
+
+
+def _check_limits(cfg: StoreConfig) -> None:
+    """CONFIG is plaintext and unauthenticated until the keys are unwrapped: refuse values that
+    would make opening the store hang or exhaust memory (a tampered Argon2 cost) or crash."""
+    ch = cfg.chunker
+    if not (64 <= ch.min_size <= ch.max_size <= 1 << 26 and 256 <= ch.avg_size <= 1 << 24):
+        raise ValueError("chunker sizes out of range")
+    if not (1 << 12 <= cfg.pack_size <= 1 << 32) or not -7 <= cfg.compression_level <= 22:
+        raise ValueError("pack size or compression level out of range")
+    if cfg.kdf is not None:
+        k = cfg.kdf
+        if not (1 <= k.lanes <= 64 and 1 <= k.iterations <= 64 and len(k.salt) >= 8):
+            raise ValueError("KDF parameters out of range")
+        if not 8 * k.lanes <= k.memory_kib <= 4 << 20 or k.memory_kib * k.iterations > 16 << 20:
+            raise ValueError("KDF cost out of range")
+        if len(cfg.wrapped_keys or b"") < 12 + 16:
+            raise ValueError("wrapped keys truncated")
 
 
 def new_config(
@@ -173,7 +192,12 @@ def unlock(cfg: StoreConfig, passphrase: str | None) -> KeySet:
             "this store is encrypted: set KLOSET_PASSPHRASE, pass --passphrase-file, or run in a terminal"
         )
     assert cfg.wrapped_keys is not None
-    return unwrap_keys(cfg.wrapped_keys, cfg.kdf.derive(passphrase), cfg.associated())
+    try:
+        kek = cfg.kdf.derive(passphrase)
+    except MemoryError as exc:
+        need = cfg.kdf.memory_kib // 1024
+        raise KlosetError(f"not enough memory to derive this store's key ({need} MiB)") from exc
+    return unwrap_keys(cfg.wrapped_keys, kek, cfg.associated())
 
 
 def rewrap(cfg: StoreConfig, keys: KeySet, new_passphrase: str) -> StoreConfig:

@@ -73,7 +73,12 @@ class KeySet:
     def from_bytes(cls, raw: bytes) -> KeySet:
         try:
             data = msgpack.unpackb(raw)
-            return cls(id_key=data["id"], chunker_seed=int(data["seed"]), enc_key=data["enc"])
+            keys = cls(id_key=data["id"], chunker_seed=int(data["seed"]), enc_key=data["enc"])
+            enc = keys.enc_key
+            enc_ok = enc is None or (isinstance(enc, bytes) and len(enc) == 32)
+            if not (isinstance(keys.id_key, bytes) and len(keys.id_key) == 32 and enc_ok):
+                raise ValueError("keys of the wrong size")
+            return keys
         except Exception as exc:  # noqa: BLE001 - any decoding failure means damage
             raise CorruptObject(f"CONFIG: key material is damaged ({exc})") from exc
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kloset.errors import LocationError
+from koofrfs.errors import RcloneConfigError
 from koofrfs.rclone import KoofrRemote, obscure, reveal
 
 if TYPE_CHECKING:
@@ -134,15 +135,21 @@ def _to_record(remote: KoofrRemote) -> dict[str, Any]:
 
 
 def _from_record(name: str, record: dict[str, Any]) -> KoofrRemote:
-    return KoofrRemote(
-        name=name,
-        endpoint=record["endpoint"],
-        provider=record["provider"],
-        user=record["user"],
-        password=reveal(record["password_obscured"]),
-        mountid=record.get("mountid"),
-        setmtime=bool(record.get("setmtime", True)),
-    )
+    try:
+        return KoofrRemote(
+            name=name,
+            endpoint=record["endpoint"],
+            provider=record["provider"],
+            user=record["user"],
+            password=reveal(record["password_obscured"]),
+            mountid=record.get("mountid"),
+            setmtime=bool(record.get("setmtime", True)),
+        )
+    except (KeyError, TypeError, RcloneConfigError) as exc:
+        raise LocationError(
+            f"remote @{name} in {config_path()} is damaged ({exc}): "
+            "import it again with --overwrite"
+        ) from exc
 
 
 def save_remote(role: str, name: str, remote: KoofrRemote, overwrite: bool = False) -> None:

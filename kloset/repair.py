@@ -97,6 +97,7 @@ class AdoptResult:
 def adopt_unindexed_packs(repo: Repository) -> AdoptResult:
     """Index every finished pack the index does not know (crash leftovers, or a concurrent
     run's packs a moment before its own index lands; indexing those twice is harmless)."""
+    repo.refresh_index()  # packs other runs indexed since we loaded ours are not orphans
     listing, _other = list_packs(repo.storage)
     known = repo.index.pack_sizes
     orphans = {pid: obj for pid, obj in listing.items() if pid not in known}

@@ -90,7 +90,7 @@ def plan_restore(
     while todo:
         spath, rel, entry = todo.pop()
         try:
-            if spath != base and (entry.name in ("", ".", "..") or "/" in entry.name):
+            if entry is not root_entry and (entry.name in ("", ".", "..") or "/" in entry.name):
                 # A crafted tree may hold names with '/', which would silently address another
                 # path (possibly below a symlink already in the target).
                 raise UnsafePath(f"refusing unsafe name {entry.name!r}")

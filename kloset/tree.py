@@ -125,12 +125,37 @@ def encode_pages(pages: list[tuple[str, int, bytes]]) -> bytes:
     return msgpack.packb({"v": 1, "pages": [[_name_out(n), c, t] for n, c, t in pages]})
 
 
+def _valid_id(value: object) -> bool:
+    return isinstance(value, bytes) and len(value) == 32
+
+
+def _check_entry(e: Entry) -> Entry:
+    """Refuse well-formed msgpack with wrong contents: in an unencrypted store anyone can
+    write a tree with a valid id, and readers must fail with a clear error, not a TypeError."""
+    ints = (e.mode, e.mtime_ns, e.size)
+    if not isinstance(e.name, str) or not all(type(i) is int for i in ints) or e.size < 0:
+        raise ValueError("bad entry fields")
+    if not all(_valid_id(c) for c in e.chunks):
+        raise ValueError("bad chunk id")
+    is_dir = e.type == DIR
+    if is_dir != (e.subtree is not None) or (is_dir and not _valid_id(e.subtree)):
+        raise ValueError("bad subtree id")
+    if e.type == SYMLINK and not isinstance(e.target, str):
+        raise ValueError("bad symlink target")
+    if not all(isinstance(k, str) for k in e.extra):
+        raise ValueError("bad extra fields")
+    return e
+
+
 def decode_tree(raw: bytes, what: str) -> TreeNode:
     try:
         doc = msgpack.unpackb(raw)
         if "pages" in doc:
-            return TreeNode(pages=[(_name_in(n), int(c), bytes(t)) for n, c, t in doc["pages"]])
-        return TreeNode(entries=[Entry.from_obj(o) for o in doc["e"]])
+            pages = [(_name_in(n), c, t) for n, c, t in doc["pages"]]
+            if not all(isinstance(n, str) and type(c) is int and _valid_id(t) for n, c, t in pages):
+                raise ValueError("bad page")
+            return TreeNode(pages=pages)
+        return TreeNode(entries=[_check_entry(Entry.from_obj(o)) for o in doc["e"]])
     except Exception as exc:  # noqa: BLE001
         raise CorruptObject(f"{what}: tree is damaged ({exc})") from exc
 

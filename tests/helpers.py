@@ -138,7 +138,7 @@ def build_odd_tree(root: Path, *, many: int = 3000, big: int = 24 * MiB) -> dict
         "\u00e9" * 127 + "x",  # 255 bytes of UTF-8
         "100%", "#hash", "what?", "a+b", "it's", 'say "hi"', "with space", " lead", "trail ",
         "-rf", "--help", "back\\slash", "star*", "[br]", "semi;colon", "tab\there", "new\nline",
-        "\u65e5\u672c\u8a9e", "emoji\U0001f600", "@at", "~tilde", ":colon", "SNAP:/x",
+        "\u65e5\u672c\u8a9e", "emoji\U0001f600", "@at", "~tilde", ":colon", "SNAP:x",
     ]  # fmt: skip
     for i, name in enumerate(odd):
         write_file(names / name, f"file {i} {name}\n".encode(), NORMAL_NS + i)

@@ -95,6 +95,12 @@ def test_corrupt_config_is_a_clear_error(config_dir: Path) -> None:
     (config_dir / "remotes.json").write_text("{oops")
     with pytest.raises(LocationError, match="not valid JSON"):
         remotes.list_remotes()
+    (config_dir / "remotes.json").write_text('{"version": 1, "source": {"x": {"user": "u"}}}')
+    with pytest.raises(LocationError, match="remote @x in .* is damaged"):
+        remotes.get_remote("x", "source")
+    (config_dir / "remotes.json").write_text('{"version": 7}')
+    with pytest.raises(LocationError, match="unknown format"):
+        remotes.list_remotes()
 
 
 @pytest.mark.parametrize(

@@ -151,11 +151,7 @@ def backup(
         o.print_json(summary)
     else:
         rows = [
-            (
-                "files",
-                f"{summary['files']} ({summary['files_read']} read, "
-                f"{summary['files_unchanged']} unchanged)",
-            ),
+            ("files", f"{summary['files']} ({summary['files_read']} read)"),
             ("dirs", str(summary["dirs"])),
             ("symlinks", str(summary["symlinks"])),
             ("size", o.human_size(summary["bytes"])),

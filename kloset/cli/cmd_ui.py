@@ -79,9 +79,7 @@ def bind(host: str, port: int) -> socket.socket:
 def page_url(sock: socket.socket, host: str, token: str) -> str:
     port = sock.getsockname()[1]
     shown = host
-    if host in ("0.0.0.0", "::", ""):
-        shown = "127.0.0.1"
-    elif host == "localhost":
+    if host in ("0.0.0.0", "::", "") or host == "localhost":
         shown = "127.0.0.1"
     if ":" in shown:
         shown = f"[{shown}]"
@@ -96,10 +94,14 @@ def ui(
     ),
     no_open: bool = typer.Option(False, "--no-open", help="Do not open a web browser."),
     allow_remote: bool = typer.Option(
-        False, "--allow-remote", help="Allow a non-loopback address (the token travels unencrypted)."
+        False,
+        "--allow-remote",
+        help="Allow a non-loopback address (the token travels unencrypted).",
     ),
     restore_target: list[str] = typer.Option(
-        [], "--restore-target", metavar="PATH_OR_@NAME",
+        [],
+        "--restore-target",
+        metavar="PATH_OR_@NAME",
         help="A destination the page may restore to (repeatable). Without one, restore is off.",
     ),
 ) -> None:

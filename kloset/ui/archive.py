@@ -27,6 +27,9 @@ GROUP_BYTES = 8 * 1024 * 1024
 SMALL_FILE = 1024 * 1024
 ZIP_LEVEL = 1  # deflate at its fastest: archives are for moving data, not for squeezing it
 BLOCK = 512
+# Output is sent in pieces of at least this size: each piece costs a threadpool round trip, and
+# a folder of small files would otherwise go out as thousands of 512-byte writes.
+SEND_BYTES = 256 * 1024
 
 
 def archive_root_name(view: SnapshotView, path: str) -> str:
@@ -55,8 +58,34 @@ def _member_name(root: str, base: str, spath: str) -> str:
     return f"{root}/{rel}" if rel else root
 
 
+def coalesce(parts: Iterator[bytes], size: int | None = None) -> Iterator[bytes]:
+    """Join small pieces into ones of at least `size` bytes (large ones pass straight through)."""
+    size = size or SEND_BYTES
+    buf: list[bytes] = []
+    held = 0
+    for part in parts:
+        if not part:
+            continue
+        buf.append(part)
+        held += len(part)
+        if held >= size:
+            yield b"".join(buf)
+            buf, held = [], 0
+    if buf:
+        yield b"".join(buf)
+
+
 def iter_tar(view: SnapshotView, path: str) -> Iterator[bytes]:
-    """A POSIX (PAX) tar of `path` and everything below it."""
+    """A POSIX (PAX) tar of `path` and everything below it, in pieces of ~SEND_BYTES."""
+    return coalesce(_tar_parts(view, path))
+
+
+def iter_zip(view: SnapshotView, path: str) -> Iterator[bytes]:
+    """A zip of `path` and everything below it (deflate, data descriptors, zip64 as needed)."""
+    return coalesce(_zip_parts(view, path))
+
+
+def _tar_parts(view: SnapshotView, path: str) -> Iterator[bytes]:
     base = normalize(path)
     root = archive_root_name(view, base)
     for group, cache in _walk_groups(view, base):
@@ -120,12 +149,13 @@ def _zip_info(name: str, entry: Entry) -> zipfile.ZipInfo:
     return info
 
 
-def iter_zip(view: SnapshotView, path: str) -> Iterator[bytes]:
-    """A zip of `path` and everything below it (deflate, data descriptors, zip64 as needed)."""
+def _zip_parts(view: SnapshotView, path: str) -> Iterator[bytes]:
     base = normalize(path)
     root = archive_root_name(view, base)
     sink = _Sink()
-    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL) as zf:  # type: ignore[arg-type]
+    with zipfile.ZipFile(
+        sink, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL
+    ) as zf:  # type: ignore[arg-type]
         for group, cache in _walk_groups(view, base):
             for spath, entry in group:
                 name = _member_name(root, base, spath)
@@ -134,7 +164,10 @@ def iter_zip(view: SnapshotView, path: str) -> Iterator[bytes]:
                     info.compress_type = zipfile.ZIP_STORED
                     zf.writestr(info, b"")
                 elif entry.is_symlink:
-                    zf.writestr(_zip_info(name, entry), (entry.target or "").encode("utf-8", "surrogateescape"))
+                    zf.writestr(
+                        _zip_info(name, entry),
+                        (entry.target or "").encode("utf-8", "surrogateescape"),
+                    )
                 else:
                     info = _zip_info(name, entry)
                     info.compress_type = zipfile.ZIP_DEFLATED

@@ -135,7 +135,13 @@ class Catalog:
         raise SnapshotNotFound(f"no snapshot matches '{ref}'")
 
     def page(
-        self, *, sort: str = "time", order: str = "desc", offset: int = 0, limit: int = 50, query: str = ""
+        self,
+        *,
+        sort: str = "time",
+        order: str = "desc",
+        offset: int = 0,
+        limit: int = 50,
+        query: str = "",
     ) -> dict[str, Any]:
         """One sorted, filtered page of snapshots plus the total after filtering."""
         if sort not in SORT_KEYS:

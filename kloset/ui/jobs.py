@@ -160,7 +160,12 @@ class JobManager:
             raise LocationError(f"unknown restore target '{target_id}'") from None
 
     def start(
-        self, header: SnapshotHeader, path: str, target_id: str, subdir: str = "", overwrite: bool = False
+        self,
+        header: SnapshotHeader,
+        path: str,
+        target_id: str,
+        subdir: str = "",
+        overwrite: bool = False,
     ) -> Job:
         """Validate the request, then queue the restore; raises before queueing on bad input."""
         target = self.target(target_id)
@@ -190,7 +195,9 @@ class JobManager:
             with lock:
                 job.state = "planning"
             dest = open_destination(job.location)
-            report = run_restore(self.repo, header, job.path, dest, overwrite=overwrite, progress=progress)
+            report = run_restore(
+                self.repo, header, job.path, dest, overwrite=overwrite, progress=progress
+            )
             with lock:
                 job.files_written = report.files_written
                 job.files_skipped = report.files_skipped
@@ -198,7 +205,7 @@ class JobManager:
                 job.errors = report.errors[:MAX_JOB_ERRORS]
                 job.state = "done"
                 job.message = (
-                    f"restored {report.files_written} files"
+                    f"restored {report.files_written} files to {job.location}"
                     + (f", {report.files_skipped} already there" if report.files_skipped else "")
                     + (f", {len(report.errors)} errors" if report.errors else "")
                 )

@@ -77,7 +77,11 @@ def sniff_mime(name: str, head: bytes) -> str:
 
 
 def _is_texty(mime: str) -> bool:
-    return mime.startswith("text/") or mime in ("application/json", "application/xml", "application/javascript")
+    return mime.startswith("text/") or mime in (
+        "application/json",
+        "application/xml",
+        "application/javascript",
+    )
 
 
 def looks_like_text(head: bytes) -> bool:
@@ -158,7 +162,9 @@ def inline_content_type(mime: str) -> str | None:
     return None
 
 
-def build_preview(repo: Repository, entry: Entry, *, text_limit: int = TEXT_LIMIT) -> dict[str, Any]:
+def build_preview(
+    repo: Repository, entry: Entry, *, text_limit: int = TEXT_LIMIT
+) -> dict[str, Any]:
     """The preview document of one file (see docs/UI.md, `GET .../preview`)."""
     head = read_head(repo, entry, max(SNIFF_BYTES, min(text_limit, entry.size)))
     mime = sniff_mime(entry.name, head[:SNIFF_BYTES])

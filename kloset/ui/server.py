@@ -36,6 +36,7 @@ from kloset.repository import Repository
 from kloset.ui import api
 from kloset.ui.catalog import Catalog
 from kloset.ui.jobs import JobManager, RestoreTarget, parse_targets
+from kloset.ui.params import BadRequest
 
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -47,7 +48,8 @@ PAGE_CSP = (
 _UNAUTHORIZED_PAGE = """<!doctype html><meta charset="utf-8"><title>Kloset: token needed</title>
 <body style="font:16px system-ui;margin:4em auto;max-width:36em;color:#223">
 <h1>Token needed</h1><p>This viewer only answers requests that carry its per-run token.
-Open the full URL printed by <code>kloset at STORE ui</code> (it ends in <code>?token=…</code>).</p>"""
+Open the full URL printed by <code>kloset at STORE ui</code>
+(it ends in <code>?token=…</code>).</p>"""
 
 
 def cookie_name(scope: Scope) -> str:
@@ -88,7 +90,11 @@ class TokenAuth:
         if via is None:
             await _unauthorized(scope["path"])(scope, receive, send)
             return
-        if via == "cookie" and request.method not in SAFE_METHODS and request.headers.get("x-kloset") != "1":
+        if (
+            via == "cookie"
+            and request.method not in SAFE_METHODS
+            and request.headers.get("x-kloset") != "1"
+        ):
             resp: Response = JSONResponse({"error": "missing X-Kloset: 1 header"}, status_code=403)
             await resp(scope, receive, send)
             return
@@ -96,9 +102,15 @@ class TokenAuth:
             # Trade the URL token for a cookie and drop it from the address bar.
             rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
             target = scope["path"] + ("?" + urlencode(rest) if rest else "")
-            resp = RedirectResponse(target, status_code=303, headers={"Referrer-Policy": "no-referrer"})
+            resp = RedirectResponse(
+                target, status_code=303, headers={"Referrer-Policy": "no-referrer"}
+            )
             resp.set_cookie(
-                name, self.token.decode(), httponly=True, samesite="strict", path="/",
+                name,
+                self.token.decode(),
+                httponly=True,
+                samesite="strict",
+                path="/",
                 secure=scope.get("scheme") == "https",
             )
             await resp(scope, receive, send)
@@ -109,7 +121,9 @@ class TokenAuth:
 def _unauthorized(path: str) -> Response:
     headers = {"WWW-Authenticate": 'Bearer realm="kloset"', "Cache-Control": "no-store"}
     if path.startswith("/api/"):
-        return JSONResponse({"error": "missing or wrong access token"}, status_code=401, headers=headers)
+        return JSONResponse(
+            {"error": "missing or wrong access token"}, status_code=401, headers=headers
+        )
     return HTMLResponse(_UNAUTHORIZED_PAGE, status_code=401, headers=headers)
 
 
@@ -168,7 +182,7 @@ def create_app(
         routes=routes,
         exception_handlers={
             KlosetError: _kloset_error,
-            api.BadRequest: _bad_request,
+            BadRequest: _bad_request,
             ValueError: _bad_request,
         },
         lifespan=lifespan,

@@ -40,10 +40,17 @@ def png_bytes(width: int = 96, height: int = 64) -> bytes:
     )
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 PYTHON_SOURCE = '''"""A small module to preview."""
@@ -67,7 +74,7 @@ def write_source(root: Path) -> None:
         "docs/readme.md": b"# Readme\n\nSome *notes* about `kloset`.\n",
         "docs/notes.txt": b"first version of the notes\n",
         "docs/sub/deep.txt": b"deep inside\n" * 10,
-        "docs/résumé ü.txt": "unicode name\n".encode(),
+        "docs/résumé ü.txt": b"unicode name\n",
         "src/app.py": PYTHON_SOURCE.encode(),
         "src/util.js": b"export function add(a, b) { return a + b; } // sum\n",
         "src/page.html": b"<html><script>alert(1)</script></html>\n",
@@ -137,7 +144,10 @@ def ui_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiStore]:
         host=first.host,
         tags=["with-errors"],
         stats=dict(first.stats),
-        errors=[("/docs/locked.txt", "permission denied"), ("/data/gone.bin", "vanished during backup")],
+        errors=[
+            ("/docs/locked.txt", "permission denied"),
+            ("/data/gone.bin", "vanished during backup"),
+        ],
         errors_total=2,
     )
     repo.save_snapshot(damaged)

@@ -95,9 +95,13 @@
     location.hash = base + (qs ? "?" + qs : "");
   };
   K.current = (token) => token === K.seq;
+  K.fill = function (parent, ...nodes) {
+    parent.replaceChildren(...nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false));
+    return parent;
+  };
   K.mount = function (token, ...nodes) {
     if (!K.current(token)) return false;
-    document.getElementById("main").replaceChildren(...nodes);
+    K.fill(document.getElementById("main"), ...nodes);
     return true;
   };
   K.errorBox = (err) => el("div", { class: "notice error" }, String(err.message || err));

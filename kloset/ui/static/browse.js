@@ -60,7 +60,7 @@
 
   function entryRow(snap, e) {
     const href = K.snapHref(snap.id, e.path);
-    return el("tr", { "data-name": e.name, "data-type": e.type },
+    return el("tr", { class: "clickable", "data-name": e.name, "data-type": e.type, onclick: (ev) => { if (!ev.target.closest("a")) location.hash = href; } },
       el("td", null, el("div", { class: "name-cell" }, el("span", { class: "ic " + iconFor(e) }),
         el("a", { href }, e.name + (e.type === "dir" ? "/" : "")),
         e.type === "symlink" ? el("span", { class: "muted small" }, "→ " + (e.target || "")) : null)),
@@ -159,10 +159,10 @@
       case "pdf": return el("iframe", { class: "pdf", src: pv.raw_url, title: pv.entry.name });
       case "audio": return el("div", { class: "media" }, el("audio", { src: pv.raw_url, controls: true }));
       case "video": return el("div", { class: "media" }, el("video", { src: pv.raw_url, controls: true }));
-      case "text": return el("div", null, K.codeView(pv.text, pv.language), pv.truncated ? cap("bytes") : null);
+      case "text": return el("div", null, pv.truncated ? cap("bytes") : null, K.codeView(pv.text, pv.language));
       default: return el("div", null,
         el("div", { class: "toolbar" }, el("span", { class: "muted" }, "Binary file: hex dump of the first bytes")),
-        el("pre", { class: "hex", id: "hexdump" }, pv.hex.join("\n")), pv.truncated ? cap("bytes as hex") : null);
+        pv.truncated ? cap("bytes as hex") : null, el("pre", { class: "hex", id: "hexdump" }, pv.hex.join("\n")));
     }
   }
 

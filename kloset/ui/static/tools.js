@@ -6,6 +6,8 @@
 
   function snapshotSelect(id, snaps, value, allLabel) {
     const opts = snaps.map((s) => el("option", { value: s.id, selected: s.id === value || s.short === value }, K.snapLabel(s)));
+    // An id from the URL that is older than the listed snapshots still gets an entry.
+    if (value && value !== "all" && !snaps.some((s) => s.id.startsWith(value))) opts.unshift(el("option", { value, selected: true }, value));
     if (allLabel) opts.unshift(el("option", { value: "all", selected: !value || value === "all" }, allLabel));
     return el("select", { id, name: id }, opts);
   }
@@ -45,7 +47,7 @@
       el("td", { class: "num" }, m.type === "file" ? K.fmtSize(m.size) : ""),
       el("td", { class: "nowrap muted" }, K.fmtTime(m.mtime))));
     const note = `${K.fmtNum(data.items.length)} match${data.items.length === 1 ? "" : "es"} in ${K.fmtNum(data.snapshots_searched)} of ${K.fmtNum(data.snapshots_total)} snapshot(s)`;
-    results.replaceChildren(
+    K.fill(results, 
       data.truncated ? el("div", { class: "notice info" }, "Showing the first results only: narrow the pattern, the folder or the snapshot to see the rest.") : null,
       el("div", { class: "panel" },
         el("div", { class: "toolbar" }, el("span", { class: "title" }, note)),
@@ -77,7 +79,7 @@
     const all = [...d.added, ...d.removed, ...d.changed].sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));
     const tbody = el("tbody");
     const show = (kind) => {
-      tbody.replaceChildren(...all.filter((e) => kind === "all" || e.kind === kind).map((e) => {
+      K.fill(tbody, ...all.filter((e) => kind === "all" || e.kind === kind).map((e) => {
         const snap = e.kind === "removed" ? d.old : d.new;
         const sizes = e.kind === "changed" && e.type === "file" ? `${K.fmtSize(e.old_size)} → ${K.fmtSize(e.new_size)}`
           : K.fmtSize(e.kind === "removed" ? e.old_size : e.new_size);
@@ -92,7 +94,7 @@
     const tabs = el("div", { class: "tabs" }, ["all", "added", "removed", "changed"].map((k) =>
       el("button", { type: "button", "data-kind": k, onclick: () => show(k) }, k[0].toUpperCase() + k.slice(1))));
     const c = d.counts;
-    out.replaceChildren(
+    K.fill(out, 
       d.truncated ? el("div", { class: "notice info" }, "Large diff: each list is cut at its first entries.") : null,
       el("div", { class: "panel" },
         el("div", { class: "summary", id: "diff-summary" },
@@ -124,7 +126,9 @@
   K.restoreDialog = function (snap, path, type) {
     const root = document.getElementById("modal-root");
     const targets = (K.info && K.info.targets) || [];
-    const close = () => { root.replaceChildren(); };
+    const onKey = (e) => { if (e.key === "Escape") close(); };
+    const close = () => { document.removeEventListener("keydown", onKey); root.replaceChildren(); };
+    document.addEventListener("keydown", onKey);
     const target = el("select", { id: "restore-target" }, targets.map((t) => el("option", { value: t.id }, t.label)));
     const sub = el("input", { type: "text", id: "restore-subdir", placeholder: "optional sub-folder, e.g. restored/2024-05-01" });
     const overwrite = el("input", { type: "checkbox", id: "restore-overwrite" });
@@ -137,18 +141,18 @@
       status);
     start.addEventListener("click", async () => {
       start.disabled = true;
-      status.replaceChildren(el("p", { class: "muted" }, "Starting…"));
+      K.fill(status, el("p", { class: "muted" }, "Starting…"));
       try {
         let job = await K.api("/api/restore", { method: "POST", body: { snapshot: snap.id, path, target: target.value, subdir: sub.value, overwrite: overwrite.checked } });
         while (root.contains(status)) {
-          status.replaceChildren(progressBar(job), jobLine(job),
+          K.fill(status, progressBar(job), jobLine(job),
             job.message ? el("p", { class: job.state === "failed" ? "notice error" : "muted", id: "restore-message" }, job.message) : null);
           if (job.state === "done" || job.state === "failed") break;
           await new Promise((r) => setTimeout(r, 400));
           job = await K.api("/api/jobs/" + job.id);
         }
       } catch (err) {
-        status.replaceChildren(K.errorBox(err));
+        K.fill(status, K.errorBox(err));
         start.disabled = false;
       }
     });

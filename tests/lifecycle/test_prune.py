@@ -1,0 +1,275 @@
+"""Prune: retention + real space reclaim (repack), grace period, crash safety, concurrency."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from lifecycle_helpers import (
+    MB,
+    assert_check_ok,
+    kloset,
+    new_store,
+    open_store,
+    pack_sizes,
+    restore_to,
+    snapshot_ids,
+    spawn,
+    store_bytes,
+    tree_digest,
+    write_tree,
+)
+
+from kloset.backup.chunk import chunk_batch
+from kloset.backup.commit import commit_snapshot
+from kloset.backup.plan import BackupOptions, enumerate_source
+from kloset.backup.upload import upload_batch
+from kloset.errors import KlosetError
+from kloset.locations import open_source
+from kloset.pack import BLOB_DATA, PackWriter
+from kloset.prune import PruneOptions, prune
+from kloset.retention import RetentionPolicy
+
+
+def evolve(src: Path, rng: random.Random, step: int) -> None:
+    """A realistic change: a quarter of the files go, some grow, new data arrives."""
+    files = sorted(p for p in src.rglob("*") if p.is_file() and not p.is_symlink())
+    for victim in rng.sample(files, len(files) // 4):
+        victim.unlink()
+    for grown in rng.sample(sorted(p for p in files if p.exists()), 3):
+        with grown.open("ab") as fh:
+            fh.write(rng.randbytes(50_000))
+    write_tree(src / f"new{step}", rng, 4 * MB, prefix=f"s{step}-")
+
+
+def build_history(store: Path, src: Path, states: Path, versions: int = 4) -> list[str]:
+    """Back up `versions` states of `src`; keep a copy of each state for comparisons."""
+    rng = random.Random(77)
+    ids = []
+    for step in range(versions):
+        if step:
+            evolve(src, rng, step)
+        shutil.copytree(src, states / f"v{step}", symlinks=True)
+        ids += snapshot_ids(kloset("at", str(store), "backup", str(src)).stdout)
+    return ids
+
+
+def fresh_size(tmp: Path, states: list[Path]) -> int:
+    """What a brand-new store holding exactly these states occupies."""
+    fresh = tmp / "fresh"
+    new_store(fresh)
+    work = tmp / "fresh-src"
+    for state in states:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.copytree(state, work, symlinks=True)
+        kloset("at", str(fresh), "backup", str(work))
+    return store_bytes(fresh)
+
+
+@pytest.fixture(scope="module")
+def pristine_history(corpus: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Four backups of an evolving source, built once per module (tests work on copies)."""
+    base = tmp_path_factory.mktemp("history")
+    store, src = base / "store", base / "src"
+    new_store(store)
+    shutil.copytree(corpus, src, symlinks=True)
+    ids = build_history(store, src, base / "states")
+    return store, base / "states", ids
+
+
+@pytest.fixture
+def history(pristine_history, tmp_path: Path) -> tuple[Path, Path, list[str]]:
+    store, states, ids = pristine_history
+    work = tmp_path / "history-store"
+    shutil.copytree(store, work)
+    return work, states, ids
+
+
+def test_prune_shrinks_to_a_fresh_backup_of_what_is_kept(history, tmp_path: Path) -> None:
+    store, states, ids = history
+    before = store_bytes(store)
+    dry = json.loads(
+        kloset(
+            "at", str(store), "prune", "--keep-last", "2", "--grace", "0", "--dry-run", "--json"
+        ).stdout
+    )
+    assert store_bytes(store) == before and len(open_store(store).list_snapshots()) == 4
+    assert [s["id"] for s in dry["removed"]] == [ids[1], ids[0]]
+    real = json.loads(
+        kloset("at", str(store), "prune", "--keep-last", "2", "--grace", "0", "--json").stdout
+    )
+    assert (real["packs_deleted"], real["packs_repacked"]) == (
+        dry["packs_deleted"],
+        dry["packs_repacked"],
+    )
+    assert real["packs_repacked"] > 0  # partly used packs exist and are rewritten
+    after = store_bytes(store)
+    assert abs((before - after) - real["bytes_reclaimed"]) < 0.02 * before
+    assert abs(dry["bytes_reclaimed"] - real["bytes_reclaimed"]) < 0.02 * before
+    assert {h.hex for h in open_store(store).list_snapshots()} == set(ids[2:])
+    assert_check_ok(store, read_data=True)
+    for i in (2, 3):
+        assert restore_to(store, ids[i], tmp_path / f"r{i}") == tree_digest(states / f"v{i}")
+    fresh = fresh_size(tmp_path, [states / "v2", states / "v3"])
+    ratio = after / fresh
+    print(
+        f"\nprune: store {before / MB:.1f} -> {after / MB:.1f} MiB; fresh {fresh / MB:.1f} MiB; "
+        f"ratio {ratio:.3f}"
+    )
+    assert ratio <= 1.10
+    # A second prune finds nothing left to do.
+    again = prune(open_store(store), PruneOptions(grace_minutes=0))
+    assert again.packs_deleted == again.packs_repacked == 0
+
+
+def test_grace_period_and_leftovers(store: Path, source: Path) -> None:
+    """Unreferenced packs, spool directories and partial writes go only once they are older
+    than the grace period: younger ones may belong to a backup that is running right now."""
+    kloset("at", str(store), "backup", str(source))
+    repo = open_store(store)
+    writer = PackWriter(repo.cipher, str(store / "tmp"), 3)
+    writer.add(BLOB_DATA, b"\x01" * 32, os.urandom(100_000))  # nothing references this blob
+    sealed = writer.seal()
+    repo.storage.put_local_file(sealed.path, sealed.name, move=True)
+    orphan = store / sealed.name
+    garbage = store / "packs" / "ab" / ("ab" + "0" * 62)  # a pack name, but no pack inside
+    garbage.parent.mkdir(exist_ok=True)
+    garbage.write_bytes(b"half an upload")
+    spool_dir = store / "tmp" / "run-1-dead"
+    spool_dir.mkdir(parents=True)
+    (spool_dir / "plan").write_bytes(b"x" * 1000)
+    partial = store / "index" / "abc.tmp-1234"
+    partial.write_bytes(b"partial")
+    leftovers = (orphan, garbage, spool_dir, spool_dir / "plan", partial)
+
+    young = prune(open_store(store), PruneOptions())
+    assert all(p.exists() for p in leftovers)
+    assert young.packs_deleted == 0 and young.packs_young == young.packs_before
+    old = time.time() - 2 * 3600
+    for path in leftovers:
+        os.utime(path, (old, old))
+    dry = prune(open_store(store), PruneOptions(dry_run=True))
+    assert all(p.exists() for p in leftovers) and dry.packs_deleted == 2
+    aged = prune(open_store(store), PruneOptions())
+    assert not any(p.exists() for p in leftovers)
+    assert aged.packs_deleted == 2 and aged.tmp_removed == 2
+    assert_check_ok(store, read_data=True)
+
+
+def test_duplicates_from_concurrent_runs_are_reclaimed_without_policy(
+    store: Path, source: Path
+) -> None:
+    """Two runs interleaved stage by stage store the same chunks twice (neither saw the other's
+    index in time); prune without --keep-* drops one copy and keeps both snapshots."""
+    src = open_source(str(source))
+    runs = []
+    for _ in range(2):
+        repo = open_store(store)
+        plan = enumerate_source(repo, src, str(store / "tmp"), BackupOptions(batch_bytes=8 * MB))
+        runs.append((repo, plan))
+    for repo, plan in runs:
+        for batch in range(plan.batches):
+            chunk_batch(repo, plan.run_dir, batch, source=src)
+    ids = []
+    for repo, plan in runs:
+        for batch in range(plan.batches):
+            upload_batch(repo, plan.run_dir, batch)
+        ids.append(commit_snapshot(repo, plan.run_dir).snapshot_id)
+    before = store_bytes(store)
+    report = prune(open_store(store), PruneOptions(grace_minutes=0))
+    assert report.removed == [] and report.packs_deleted > 10
+    after = store_bytes(store)
+    assert after < 0.55 * before, (before, after)
+    assert {h.hex for h in open_store(store).list_snapshots()} == set(ids)
+    assert_check_ok(store, read_data=True)
+
+
+def test_prune_refuses_when_used_data_is_missing(store: Path, source: Path) -> None:
+    kloset("at", str(store), "backup", str(source))
+    victim = sorted(pack_sizes(store))[0]
+    os.unlink(store / victim)
+    listing = sorted(p for p in store.rglob("*") if p.is_file())
+    with pytest.raises(KlosetError, match="repair index"):
+        prune(open_store(store), PruneOptions(grace_minutes=0, policy=RetentionPolicy(last=1)))
+    assert sorted(p for p in store.rglob("*") if p.is_file()) == listing
+
+
+def wait_for_lock(store: Path, proc, timeout: float = 20.0) -> None:
+    """Until the process holds its lock (its real work starts) or has exited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if any(".tmp-" not in n for n in os.listdir(store / "locks")):
+            return
+        time.sleep(0.002)
+
+
+def test_kill_prune_loop(history, tmp_path: Path) -> None:
+    """SIGKILL at random points of a repacking prune: never a broken store, never a kept
+    snapshot lost, and the next prune finishes the job."""
+    store, states, ids = history
+    pristine = tmp_path / "pristine"
+    shutil.copytree(store, pristine)
+    args = ("prune", "--keep-last", "2", "--grace", "0")
+    calibration = tmp_path / "calibration"
+    shutil.copytree(pristine, calibration)
+    proc = spawn("at", str(calibration), *args)
+    wait_for_lock(calibration, proc)
+    locked = time.monotonic()
+    proc.communicate(timeout=60)
+    work_time = time.monotonic() - locked
+    target = store_bytes(calibration)
+    rng = random.Random(5)
+    kills = rounds = 0
+    while kills < 5 and rounds < 10:
+        rounds += 1
+        work = tmp_path / f"work{rounds}"
+        shutil.copytree(pristine, work)
+        proc = spawn("at", str(work), *args)
+        wait_for_lock(work, proc)  # then kill anywhere in the real work
+        time.sleep(rng.uniform(0.0, 0.9 * work_time))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.communicate(timeout=60)
+        assert_check_ok(work)
+        present = {h.hex for h in open_store(work).list_snapshots()}
+        assert set(ids[2:]) <= present
+        kloset("at", str(work), *args)
+        assert_check_ok(work, read_data=True)
+        assert store_bytes(work) <= 1.02 * target
+        shutil.rmtree(work)
+    assert kills >= 5
+    assert restore_to(calibration, ids[3], tmp_path / "r") == tree_digest(states / "v3")
+
+
+def test_concurrent_backups_and_a_waiting_prune(store: Path, source: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    shutil.copytree(source / "d1", other / "d1")  # shared data with the first source
+    write_tree(other / "own", random.Random(9), 8 * MB, prefix="o")
+    procs = [spawn("at", str(store), "backup", str(s)) for s in (source, source, other)]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        held = len(os.listdir(store / "locks"))
+        if held + sum(p.poll() is not None for p in procs) >= 3:
+            break
+        time.sleep(0.01)
+    pruner = spawn(
+        "at", str(store), "prune", "--keep-last", "5", "--grace", "0", "--lock-wait", "90", "--json"
+    )
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [e for _o, e in outs]
+    ids = [snapshot_ids(o)[0] for o, _e in outs]
+    pout, perr = pruner.communicate(timeout=120)
+    assert pruner.returncode == 0, perr
+    seen = {s["id"] for s in json.loads(pout)["kept"]}
+    assert set(ids) <= seen  # it waited: every backup had committed when it looked
+    assert_check_ok(store, read_data=True)
+    expected = {ids[0]: source, ids[1]: source, ids[2]: other}
+    for n, (snap, src) in enumerate(expected.items()):
+        assert restore_to(store, snap, tmp_path / f"r{n}") == tree_digest(src)
