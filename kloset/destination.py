@@ -13,7 +13,7 @@ from typing import Any
 
 from fsspec import AbstractFileSystem
 
-from kloset.errors import UnsafePath
+from kloset.errors import LocationError, UnsafePath
 from kloset.tree import Entry
 
 
@@ -164,6 +164,23 @@ class FsspecDestination(Destination):
         self.location = location
         self._listings: dict[str, dict[str, dict[str, Any]]] = {}
         self.keeps_mtime = getattr(fs, "protocol", None) in ("koofr", ("koofr",))
+        self._probe()
+
+    def _probe(self) -> None:
+        """Fail now, with one line, if the destination cannot be reached at all.
+
+        Without this a wrong password or a dead service only shows up as a per-path error on
+        the restore root, and the restore "finishes" with exit 7 instead of failing clearly.
+        A missing root is fine: the restore creates it.
+        """
+        try:
+            info = self.fs.info(self.root or "/")
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise LocationError(f"cannot reach destination {self.location}: {exc}") from exc
+        if info.get("type") != "directory":
+            raise LocationError(f"destination {self.location} exists and is not a folder")
 
     def _path(self, relpath: str) -> str:
         parts = safe_parts(relpath)

@@ -41,10 +41,13 @@ def encode_index(packs: Iterable[tuple[bytes, int, list[BlobEntry]]]) -> bytes:
 def decode_index(raw: bytes, name: str) -> list[tuple[bytes, int, list[BlobEntry]]]:
     try:
         doc = msgpack.unpackb(raw)
-        return [
-            (bytes(pid), int(size), [BlobEntry.from_list(b) for b in blobs])
+        out = [
+            (bytes(pid), size, [BlobEntry.from_list(b) for b in blobs])
             for pid, size, blobs in doc["packs"]
         ]
+        if not all(len(pid) == 32 and type(size) is int and size >= 0 for pid, size, _b in out):
+            raise ValueError("bad pack entry")
+        return out
     except Exception as exc:  # noqa: BLE001
         raise CorruptObject(f"{name}: index file is damaged ({exc})") from exc
 

@@ -44,7 +44,11 @@ class BlobEntry:
         t, bid, off, length, raw = item
         if not isinstance(bid, bytes) or len(bid) != 32:
             raise ValueError("bad blob id")
-        return cls(int(t), bid, int(off), int(length), int(raw))  # type: ignore[arg-type]
+        # Indexes and headers of unencrypted stores are unauthenticated: never trust a number.
+        nums = (t, off, length, raw)
+        if not all(type(n) is int and n >= 0 for n in nums) or length == 0 or t > 255:
+            raise ValueError("bad blob location")
+        return cls(t, bid, off, length, raw)  # type: ignore[arg-type]
 
 
 @dataclass

@@ -205,12 +205,52 @@ def get_remote(name: str, role: str) -> KoofrRemote:
     )
 
 
+#: Environment variables that tune every Koofr filesystem kloset opens for ``@NAME`` (CLI, UI,
+#: tasks), mapped to ``KoofrFileSystem`` options. They exist because the right retry budget and
+#: request concurrency depend on the account and the network, not on the remote's identity, so
+#: they do not belong in ``remotes.json``; and because tests need short backoffs.
+ENV_FS_OPTIONS: dict[str, tuple[str, type[int] | type[float]]] = {
+    "KLOSET_KOOFR_RETRIES": ("retries", int),
+    "KLOSET_KOOFR_BACKOFF_BASE": ("backoff_base", float),
+    "KLOSET_KOOFR_BACKOFF_MAX": ("backoff_max", float),
+    "KLOSET_KOOFR_CONCURRENCY": ("max_concurrency", int),
+    "KLOSET_KOOFR_CONNECTIONS": ("max_connections", int),
+    "KLOSET_KOOFR_TIMEOUT": ("timeout", float),
+}
+
+
+def env_fs_options() -> dict[str, Any]:
+    """``KoofrFileSystem`` options set through ``KLOSET_KOOFR_*`` environment variables.
+
+    A malformed or out-of-range value is a :class:`LocationError` naming the variable: silently
+    falling back to the default would hide a typo until a rate-limited night run fails.
+    """
+    options: dict[str, Any] = {}
+    for var, (option, kind) in ENV_FS_OPTIONS.items():
+        raw = os.environ.get(var, "").strip()
+        if not raw:
+            continue
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise LocationError(f"{var}={raw!r} is not a valid {kind.__name__}") from None
+        minimum = 1 if kind is int else 0
+        if value < minimum or value != value:  # value != value: NaN
+            raise LocationError(f"{var}={raw!r} must be at least {minimum}")
+        options[option] = value
+    return options
+
+
 def remote_filesystem(name: str, role: str, **fs_options: Any) -> tuple[KoofrFileSystem, str]:
-    """(filesystem, base path) for ``@name``; the base is the mount root, ``""``."""
+    """(filesystem, base path) for ``@name``; the base is the mount root, ``""``.
+
+    Options come from the saved remote, then ``KLOSET_KOOFR_*`` variables, then ``fs_options``.
+    """
     from koofrfs.filesystem import KoofrFileSystem
 
     remote = get_remote(name, role)
-    return KoofrFileSystem(**remote.storage_options(), **fs_options), ""
+    options = {**remote.storage_options(), **env_fs_options(), **fs_options}
+    return KoofrFileSystem(**options), ""
 
 
 def parse_at_location(loc: str) -> tuple[str, str] | None:

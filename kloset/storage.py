@@ -63,8 +63,13 @@ class Storage:
         """Read exactly `length` bytes at `offset`; short reads mean a damaged object."""
         if length == 0:
             return b""
+        if offset < 0 or length < 0:
+            raise CorruptObject(f"{name}: bad range ({length} bytes at {offset})")
         if self.local:
             with open(self.path(name), "rb") as fh:
+                # A lying index must not make us allocate a huge buffer for a short file.
+                if offset + length > os.fstat(fh.fileno()).st_size:
+                    raise CorruptObject(f"{name}: truncated (wanted {length} bytes at {offset})")
                 data = os.pread(fh.fileno(), length, offset)
         else:
             data = bytes(self.fs.cat_file(self.path(name), start=offset, end=offset + length))

@@ -60,6 +60,8 @@ def test_bench_runs_on_small_corpus(tmp_path: Path) -> None:
             str(out),
             "--kloset-kdf-memory-kib",
             "8192",
+            "--quiet-cores",
+            "0",
         ],
         capture_output=True,
         text=True,

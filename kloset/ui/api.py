@@ -20,7 +20,7 @@ from kloset.errors import PathNotFound
 from kloset.query import diff, find
 from kloset.tree import Entry
 from kloset.ui import preview
-from kloset.ui.catalog import header_doc, iso_time
+from kloset.ui.catalog import SORT_KEYS, header_doc, iso_time
 from kloset.ui.downloads import download_archive, raw
 from kloset.ui.jobs import JobManager
 from kloset.ui.params import (
@@ -78,10 +78,16 @@ async def info(request: Request) -> Response:
 
 async def snapshots(request: Request) -> Response:
     """`GET /api/snapshots`: one sorted, filtered page of the snapshot list."""
+    sort = request.query_params.get("sort", "time")
+    order = request.query_params.get("order", "desc")
+    if sort not in SORT_KEYS:
+        raise BadRequest(f"sort must be one of {', '.join(SORT_KEYS)}")
+    if order not in ("asc", "desc"):
+        raise BadRequest("order must be asc or desc")
     page = await run_in_threadpool(
         catalog(request).page,
-        sort=request.query_params.get("sort", "time"),
-        order=request.query_params.get("order", "desc"),
+        sort=sort,
+        order=order,
         offset=int_param(request, "offset", 0),
         limit=int_param(request, "limit", 50, 1, MAX_LIST),
         query=request.query_params.get("q", ""),

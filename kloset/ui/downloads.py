@@ -66,7 +66,7 @@ async def raw(request: Request) -> Response:
     download = request.query_params.get("download") in ("1", "true", "yes")
     mime, inline = "application/octet-stream", None
     if not download:  # only an inline answer needs the type, and so the file's first bytes
-        head = read_head(repo, entry, preview.SNIFF_BYTES)
+        head = await run_in_threadpool(read_head, repo, entry, preview.SNIFF_BYTES)
         mime = preview.sniff_mime(entry.name, head)
         inline = preview.inline_content_type(mime)
     headers = {

@@ -12,6 +12,7 @@ import mimetypes
 import posixpath
 from typing import Any
 
+from kloset.fetch import fetch_blobs
 from kloset.repository import Repository
 from kloset.tree import Entry
 from kloset.ui.stream import read_head
@@ -166,8 +167,11 @@ def build_preview(
     repo: Repository, entry: Entry, *, text_limit: int = TEXT_LIMIT
 ) -> dict[str, Any]:
     """The preview document of one file (see docs/UI.md, `GET .../preview`)."""
-    head = read_head(repo, entry, max(SNIFF_BYTES, min(text_limit, entry.size)))
-    mime = sniff_mime(entry.name, head[:SNIFF_BYTES])
+    # The first chunk is fetched once and kept: it serves the sniffing, the hex dump and the
+    # start of the text; a text preview then fetches only the chunks after it.
+    first = fetch_blobs(repo, entry.chunks[:1]) if entry.chunks else {}
+    head = read_head(repo, entry, SNIFF_BYTES, cache=first)
+    mime = sniff_mime(entry.name, head)
     kind = kind_of(mime, entry.size)
     doc: dict[str, Any] = {
         "mime": mime,
@@ -180,6 +184,8 @@ def build_preview(
         "limit": None,
     }
     if kind == "text":
+        if entry.size > len(head):
+            head = read_head(repo, entry, text_limit, cache=first)
         doc["text"] = decode_text(head[:text_limit])
         doc["language"] = language_for(entry.name)
         doc["truncated"] = entry.size > text_limit

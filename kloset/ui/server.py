@@ -183,7 +183,6 @@ def create_app(
         exception_handlers={
             KlosetError: _kloset_error,
             BadRequest: _bad_request,
-            ValueError: _bad_request,
         },
         lifespan=lifespan,
     )

@@ -41,24 +41,22 @@ def iter_file(
     *,
     cache: dict[bytes, bytes] | None = None,
 ) -> Iterator[bytes]:
-    """Bytes [start, end) of a file, yielded chunk by chunk; `cache` holds prefetched blobs."""
+    """Bytes [start, end) of a file, yielded chunk by chunk. Only the chunks overlapping the
+    range are fetched (a 100-byte range costs one chunk); `cache` holds prefetched blobs."""
     end = entry.size if end is None else min(end, entry.size)
     if start >= end or not entry.chunks:
         return
     starts = chunk_offsets(repo, entry)
-    first = max(0, bisect.bisect_right(starts, start) - 1)
-    idx = first
-    while idx < len(entry.chunks):
-        window = entry.chunks[idx : idx + WINDOW_CHUNKS]
-        if cache is not None and all(c in cache for c in window):
-            blobs = cache
-        else:
-            blobs = fetch_blobs(repo, window)
+    idx = max(0, bisect.bisect_right(starts, start) - 1)
+    last = bisect.bisect_left(starts, end)  # chunks [idx, last) overlap [start, end)
+    have = cache if cache is not None else {}
+    while idx < last:
+        window = entry.chunks[idx : min(idx + WINDOW_CHUNKS, last)]
+        missing = [c for c in window if c not in have]
+        fetched = fetch_blobs(repo, missing) if missing else {}
         for offset, cid in enumerate(window):
             cstart = starts[idx + offset]
-            if cstart >= end:
-                return
-            data = blobs[cid]
+            data = fetched[cid] if cid in fetched else have[cid]
             lo = max(0, start - cstart)
             hi = min(len(data), end - cstart)
             if hi > lo:
@@ -66,10 +64,12 @@ def iter_file(
         idx += len(window)
 
 
-def read_head(repo: Repository, entry: Entry, limit: int) -> bytes:
+def read_head(
+    repo: Repository, entry: Entry, limit: int, *, cache: dict[bytes, bytes] | None = None
+) -> bytes:
     """The first `limit` bytes of a file: what a preview needs, without reading the rest."""
     out = bytearray()
-    for block in iter_file(repo, entry, 0, limit):
+    for block in iter_file(repo, entry, 0, limit, cache=cache):
         out += block
     return bytes(out)
 

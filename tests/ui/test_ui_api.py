@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MANY, UiStore
-from ui_helpers import folder_contents, wait_for_job
+from ui_helpers import MANY, UiStore, folder_contents, wait_for_job
 
 from kloset.ui import create_app
 from kloset.ui.preview import HEX_LIMIT, TEXT_LIMIT

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import PASSPHRASE, UiStore
-from ui_helpers import folder_contents
+from ui_helpers import PASSPHRASE, UiStore, folder_contents
+
+from kloset.vfs import SnapshotView
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
@@ -283,30 +284,35 @@ def test_server_stays_responsive_during_slow_reads(
     served: Served, ui_store: UiStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Store reads run in the threadpool: a slow download does not hold up other requests."""
+    SnapshotView(ui_store.repo, ui_store.second).stat("/data/blob.bin")  # trees now cached
     storage = ui_store.repo.storage
     real = storage.read_range
+    reading = threading.Event()
 
     def slow(name: str, offset: int, length: int) -> bytes:
-        time.sleep(1.0)
+        if not reading.is_set():  # the first read of the download stalls for a second
+            reading.set()
+            time.sleep(1.0)
         return real(name, offset, length)
 
     monkeypatch.setattr(storage, "read_range", slow)
     auth = {"Authorization": f"Bearer {served.token}"}
     url = f"{served.base}/api/snapshots/{ui_store.second.hex}/raw?path=/data/blob.bin"
     done: dict[str, float] = {}
+    with httpx.Client(headers=auth, timeout=30) as http:
 
-    def download() -> None:
-        body = httpx.get(url, headers=auth, timeout=30).content
-        done["at"] = time.monotonic()
-        done["ok"] = float(body == (ui_store.source / "data/blob.bin").read_bytes())
+        def download() -> None:
+            body = http.get(url).content
+            done["at"] = time.monotonic()
+            done["ok"] = float(body == (ui_store.source / "data/blob.bin").read_bytes())
 
-    worker = threading.Thread(target=download)
-    worker.start()
-    time.sleep(0.3)
-    asked = time.monotonic()
-    assert httpx.get(f"{served.base}/api/info", headers=auth, timeout=30).status_code == 200
-    answered = time.monotonic()
-    worker.join(30)
+        worker = threading.Thread(target=download)
+        worker.start()
+        assert reading.wait(10), "the download never reached the store"
+        asked = time.monotonic()
+        assert http.get(f"{served.base}/api/info").status_code == 200
+        answered = time.monotonic()
+        worker.join(30)
     assert done.get("ok") == 1.0
     assert answered < done["at"], "the info request waited for the download"
     assert answered - asked < 0.5

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PASSPHRASE, UiStore
+from ui_helpers import PASSPHRASE, UiStore
 
 from kloset.backup import BackupOptions
 from kloset.backup.pipeline import run_backup
