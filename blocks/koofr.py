@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prefect._internal.compatibility.async_dispatch import async_dispatch
-from prefect.blocks.core import Block
 from prefect.filesystems import WritableDeploymentStorage, WritableFileSystem
 from prefect.utilities.asyncutils import run_sync_in_worker_thread
 from prefect.utilities.filesystem import filter_files
@@ -205,8 +204,3 @@ class KoofrStorage(WritableFileSystem, WritableDeploymentStorage):
     def fs_and_root(self) -> tuple[KoofrFileSystem, str]:
         """(filesystem, mount-relative root) as Kloset's storage, source and destination use."""
         return self.filesystem, self.base_folder
-
-
-def is_block(value: Any) -> bool:
-    """True for a Prefect block instance (used where a parameter may be a block or a string)."""
-    return isinstance(value, Block)

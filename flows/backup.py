@@ -92,25 +92,32 @@ def backup_flow(
     logger = get_run_logger()
     spec = store_spec(store)
     run = _Run(source=block_locations.label(source), store=spec.location_label())
-    tag = koofr_tags(spec, source)
+    # `koofr` tags go only on tasks that talk to Koofr (see kloset_tasks.spec.koofr_tags).
+    tag_both, tag_store = koofr_tags(spec, source), koofr_tags(spec)
     options = BackupOptions(
-        tags=list(tags or []), excludes=list(exclude or []), force_read=force_read,
-        batch_bytes=int(batch_bytes), batch_files=int(batch_files),
+        tags=list(tags or []),
+        excludes=list(exclude or []),
+        force_read=force_read,
+        batch_bytes=int(batch_bytes),
+        batch_files=int(batch_files),
     )
     progress = reporting.Progress(f"Backing up {run.source}")
     try:
         with store_session(spec, "backup", create=create_store):
-            run.plan = enumerate_task.with_options(tags=tag)(spec, source, options, spool_dir)
+            run.plan = enumerate_task.with_options(tags=tag_both)(spec, source, options, spool_dir)
             logger.info(
                 "planned %d batches: %d of %d files to read (%s), %d unchanged",
-                run.plan.batches, run.plan.files_to_read, run.plan.files,
-                reporting.human_bytes(run.plan.bytes_to_read), run.plan.files_reused,
+                run.plan.batches,
+                run.plan.files_to_read,
+                run.plan.files,
+                reporting.human_bytes(run.plan.bytes_to_read),
+                run.plan.files_reused,
             )
             progress.update(0.05, force=True)
-            _chunk_and_upload(run, spec, source, tag, task_runner, workers, dask_address, progress)
-            run.commit = commit_snapshot.with_options(tags=tag)(spec, run.plan.run_dir)
+            _chunk_and_upload(run, spec, source, task_runner, workers, dask_address, progress)
+            run.commit = commit_snapshot.with_options(tags=tag_store)(spec, run.plan.run_dir)
             progress.update(0.95, force=True)
-            run.verification = verify.with_options(tags=tag)(
+            run.verification = verify.with_options(tags=tag_store)(
                 spec, run.commit.snapshot_id, verify_fraction
             )
     except BaseException as exc:
@@ -139,15 +146,18 @@ def backup_flow(
                 f"snapshot {snap} committed without some paths", run.commit.errors
             )
         )
-    return {"snapshot_id": run.commit.snapshot_id, "stats": run.commit.stats,
-            "errors": len(run.commit.errors), "verified": bool(run.verification.get("ok"))}
+    return {
+        "snapshot_id": run.commit.snapshot_id,
+        "stats": run.commit.stats,
+        "errors": len(run.commit.errors),
+        "verified": bool(run.verification.get("ok")),
+    }
 
 
 def _chunk_and_upload(
     run: _Run,
     spec: KlosetRepository,
     source: KoofrStorage | str,
-    tag: set[str],
     task_runner: RunnerChoice,
     workers: int,
     dask_address: str | None,
@@ -159,15 +169,18 @@ def _chunk_and_upload(
     if not plan.batches:
         return
     logger = get_run_logger()
-    chunk_t = chunk.with_options(tags=tag | koofr_tags(source))
-    upload_t = upload.with_options(tags=tag)
+    chunk_t = chunk.with_options(tags=koofr_tags(spec, source))  # reads source, indexes store
+    upload_t = upload.with_options(tags=koofr_tags(spec))
 
     def on_result(batch: int, stage: int, result: Any) -> None:
         if stage == 0:
             run.chunks[batch] = result
             logger.info(
                 "batch %d/%d chunked: %d files, %s read, %s new",
-                batch + 1, plan.batches, result.files, reporting.human_bytes(result.bytes_read),
+                batch + 1,
+                plan.batches,
+                result.files,
+                reporting.human_bytes(result.bytes_read),
                 reporting.human_bytes(result.new_bytes),
             )
         else:
@@ -218,9 +231,12 @@ def _publish(run: _Run, *, failed: bool) -> None:
         ("Snapshot", commit.snapshot_id if commit else "none (nothing committed)"),
         ("Source", run.source),
         ("Store", run.store),
-        ("Files", f"{stats.get('files', plan.files if plan else 0)} "
-                  f"({plan.files_to_read if plan else 0} read, "
-                  f"{plan.files_reused if plan else 0} unchanged)"),
+        (
+            "Files",
+            f"{stats.get('files', plan.files if plan else 0)} "
+            f"({plan.files_to_read if plan else 0} read, "
+            f"{plan.files_reused if plan else 0} unchanged)",
+        ),
         ("Size", reporting.human_bytes(logical)),
         ("Bytes read", reporting.human_bytes(bytes_read)),
         ("Bytes added", reporting.human_bytes(added)),

@@ -67,8 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     if not passphrase:
         passphrase = DEMO_PASSPHRASE
         os.environ["KLOSET_PASSPHRASE"] = passphrase  # the CLI below reads it too
-        print(f"Store passphrase (demo only, set KLOSET_PASSPHRASE to choose your own):\n"
-              f"    {passphrase}")
+        print(
+            f"Store passphrase (demo only, set KLOSET_PASSPHRASE to choose your own):\n"
+            f"    {passphrase}"
+        )
 
     # Imported here: PREFECT_HOME and friends must be set before Prefect is first imported.
     from pydantic import SecretStr
@@ -86,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         seed_sample_data(emu)
         print(f"    {emu.url} (user {emu.user})")
         credentials = KoofrCredentials(
-            email=emu.user, app_password=SecretStr(emu.password), provider="other",
+            email=emu.user,
+            app_password=SecretStr(emu.password),
+            provider="other",
             endpoint=emu.url,
         )
         source = KoofrStorage(credentials=credentials, base_folder="")
@@ -102,9 +106,11 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         result = state.result()
         stats = result["stats"]
-        print(f"    snapshot {result['snapshot_id'][:12]}: {stats['files']} files, "
-              f"{stats['bytes']} bytes, {stats['bytes_added']} bytes added "
-              f"({time.monotonic() - started:.1f} s including Prefect's start-up)")
+        print(
+            f"    snapshot {result['snapshot_id'][:12]}: {stats['files']} files, "
+            f"{stats['bytes']} bytes, {stats['bytes_added']} bytes added "
+            f"({time.monotonic() - started:.1f} s including Prefect's start-up)"
+        )
 
         _step(f"3/5 kloset at {args.store} ls")
         listing = subprocess.run(
@@ -117,8 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         restored = Path(args.restore_to).absolute()
         shutil.rmtree(restored, ignore_errors=True)
         _step(f"4/5 restore_flow: latest snapshot → {args.restore_to}")
-        state = restore_flow(store, str(restored), snapshot=result["snapshot_id"],
-                             return_state=True)
+        state = restore_flow(
+            store, str(restored), snapshot=result["snapshot_id"], return_state=True
+        )
         if not state.is_completed():
             print(f"\nrestore failed: {state.message}", file=sys.stderr)
             return 1

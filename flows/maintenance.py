@@ -50,13 +50,17 @@ def verify_flow(
             )
     except BaseException as exc:
         reporting.publish(
-            "verify", f"Kloset check of {spec.location_label()}",
+            "verify",
+            f"Kloset check of {spec.location_label()}",
             [("Status", "FAILED"), ("Store", spec.location_label())],
             [("(check)", f"{type(exc).__name__}: {exc}")],
         )
         raise
-    failures = [(path, f"damaged data (snapshot {snap[:12]})")
-                for snap, paths in report["affected"].items() for path in paths]
+    failures = [
+        (path, f"damaged data (snapshot {snap[:12]})")
+        for snap, paths in report["affected"].items()
+        for path in paths
+    ]
     failures += [("(store)", err) for err in report["errors"]]
     rows = [
         ("Status", "Completed" if report["ok"] else "FAILED"),
@@ -64,8 +68,11 @@ def verify_flow(
         ("Snapshots", report["snapshots"]),
         ("Trees", report["trees"]),
         ("Data blobs referenced", report["blobs"]),
-        ("Packs", f"{report['packs']} indexed, {report['packs_read']} read back "
-                  f"({reporting.human_bytes(report['bytes_read'])})"),
+        (
+            "Packs",
+            f"{report['packs']} indexed, {report['packs_read']} read back "
+            f"({reporting.human_bytes(report['bytes_read'])})",
+        ),
         ("Damaged packs", len(report["damaged_packs"])),
         ("Unreferenced packs", len(report["unreferenced_packs"])),
         ("Duration", f"{time.monotonic() - started:.1f} s"),
@@ -124,12 +131,23 @@ def prune_flow(
     try:
         # prune takes the exclusive lock itself; holding a shared one here would block it.
         report = prune.with_options(tags=koofr_tags(spec))(
-            spec, keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly,
-            keep_tag, keep_within, dry_run, repack_threshold, grace_minutes,
+            spec,
+            keep_last,
+            keep_hourly,
+            keep_daily,
+            keep_weekly,
+            keep_monthly,
+            keep_yearly,
+            keep_tag,
+            keep_within,
+            dry_run,
+            repack_threshold,
+            grace_minutes,
         )
     except BaseException as exc:
         reporting.publish(
-            "prune", f"Kloset prune of {spec.location_label()}",
+            "prune",
+            f"Kloset prune of {spec.location_label()}",
             [("Status", "FAILED"), ("Store", spec.location_label())],
             [("(prune)", f"{type(exc).__name__}: {exc}")],
         )
@@ -137,8 +155,12 @@ def prune_flow(
     finally:
         forget_run()
     verb = "would be" if dry_run else "were"
-    logger.info("%d snapshots %s removed, %s reclaimed", len(report["removed"]), verb,
-                reporting.human_bytes(report["bytes_reclaimed"]))
+    logger.info(
+        "%d snapshots %s removed, %s reclaimed",
+        len(report["removed"]),
+        verb,
+        reporting.human_bytes(report["bytes_reclaimed"]),
+    )
     failures = [(u["name"], u["error"]) for u in report["unreadable"]]
     rows = [
         ("Status", "Completed (dry run)" if dry_run else "Completed"),
@@ -151,8 +173,11 @@ def prune_flow(
         ("Space reclaimed", reporting.human_bytes(report["bytes_reclaimed"])),
         ("Duration", f"{time.monotonic() - started:.1f} s"),
     ]
-    notes = ["## Removed", ""] + [
-        f"- `{s['id'][:12]}` {s['time']} {s['source']}" for s in report["removed"][:200]
-    ] if report["removed"] else []
+    notes = (
+        ["## Removed", ""]
+        + [f"- `{s['id'][:12]}` {s['time']} {s['source']}" for s in report["removed"][:200]]
+        if report["removed"]
+        else []
+    )
     reporting.publish("prune", f"Kloset prune of {spec.location_label()}", rows, failures, notes)
     return report

@@ -82,8 +82,12 @@ def restore_flow(
                 spec, snapshot, path, target, spool_dir, batch_bytes, batch_files
             )
             failures.extend(plan.errors)
-            logger.info("restoring %d files (%s) in %d batches", plan.files,
-                        reporting.human_bytes(plan.bytes), plan.batches)
+            logger.info(
+                "restoring %d files (%s) in %d batches",
+                plan.files,
+                reporting.human_bytes(plan.bytes),
+                plan.batches,
+            )
             progress.update(0.05, force=True)
             run_dir, nbatches = plan.run_dir, plan.batches
 
@@ -93,20 +97,29 @@ def restore_flow(
 
             stage = (
                 restore_batch.with_options(tags=tag),
-                lambda b: {"store": spec, "run_dir": run_dir, "batch": b, "target": target,
-                           "overwrite": overwrite},
+                lambda b: {
+                    "store": spec,
+                    "run_dir": run_dir,
+                    "batch": b,
+                    "target": target,
+                    "overwrite": overwrite,
+                },
             )
             with make_runner(task_runner, workers, dask_address) as runner:
-                crashed = run_batches(runner, nbatches, [stage], window=workers,
-                                      on_result=on_result)
+                crashed = run_batches(
+                    runner, nbatches, [stage], window=workers, on_result=on_result
+                )
             # A batch that failed for good: its files are missing, the rest is still finished.
             failures.extend((f"(batch {b + 1})", f"{type(e).__name__}: {e}") for b, _, e in crashed)
             for res in results.values():
                 failures.extend(res.errors)
-            links, link_errors = finish_restore.with_options(tags=tag)(run_dir, target)
+            # Only the target is touched from here on.
+            links, link_errors = finish_restore.with_options(tags=koofr_tags(target))(
+                run_dir, target
+            )
             failures.extend(link_errors)
             if verify:
-                checked = verify_restore.with_options(tags=tag)(run_dir, target)
+                checked = verify_restore.with_options(tags=koofr_tags(target))(run_dir, target)
                 failures.extend(checked.errors)
     except BaseException as exc:
         failures.append(("(restore)", f"{type(exc).__name__}: {exc}"))
@@ -154,9 +167,12 @@ def _publish(
         ("Snapshot", plan.snapshot if plan else "not resolved"),
         ("Path", plan.path if plan else ""),
         ("Target", target),
-        ("Files", f"{sum(r.files_written for r in results.values())} written, "
-                  f"{sum(r.files_skipped for r in results.values())} already there"
-                  + (f" (of {plan.files})" if plan else "")),
+        (
+            "Files",
+            f"{sum(r.files_written for r in results.values())} written, "
+            f"{sum(r.files_skipped for r in results.values())} already there"
+            + (f" (of {plan.files})" if plan else ""),
+        ),
         ("Bytes written", reporting.human_bytes(sum(r.bytes_written for r in results.values()))),
         ("Symlinks", links),
         ("Duration", f"{time.monotonic() - started:.1f} s"),

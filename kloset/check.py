@@ -21,6 +21,7 @@ from kloset.crypto import plain_hash
 from kloset.errors import KlosetError
 from kloset.fetch import fetch_blobs
 from kloset.index import Index, open_index
+from kloset.locks import store_lock
 from kloset.pack import BlobEntry, pack_name, read_header_from_bytes
 from kloset.repository import Repository
 from kloset.snapshot import SnapshotHeader
@@ -70,12 +71,12 @@ def parse_subset(subset: str) -> tuple[int, int] | float:
                 return pct / 100
         elif "/" in text:
             n, m = (int(x) for x in text.split("/", 1))
-            if 1 <= n <= m:
+            if 1 <= n <= m <= 256:  # groups are by a pack id's first byte
                 return n, m
     except ValueError:
         pass
     raise KlosetError(
-        f"bad --read-data-subset '{subset}' (use n/m with 1 <= n <= m, or N% with 0 < N <= 100)"
+        f"bad --read-data-subset '{subset}' (use n/m with 1 <= n <= m <= 256, or N% up to 100%)"
     )
 
 
@@ -385,12 +386,20 @@ def check_store(
     subset: str | None = None,
     snapshots: list[str] | None = None,
     progress: ProgressFn | None = None,
+    lock: bool = True,
 ) -> CheckReport:
     """Check the structure of the store (or of some snapshots) and, optionally, read its data.
 
     `subset` (implies reading data) is `n/m` (packs whose id's first byte mod m is n-1) or
-    `N%` (a random sample of the packs).
+    `N%` (a random sample of the packs). A shared lock keeps a prune from deleting packs
+    under the check (which would look like damage); `lock=False` when the caller holds one.
     """
+    if lock:
+        with store_lock(repo, False, "check", required=False):
+            return check_store(
+                repo, read_data=read_data, subset=subset, snapshots=snapshots,
+                progress=progress, lock=False,
+            )  # fmt: skip
     started = time.perf_counter()
     checker = _Checker(repo, progress)
     if subset is not None:
@@ -415,12 +424,18 @@ def verify_snapshot(
     read_data_fraction: float = 0.0,
     *,
     progress: ProgressFn | None = None,
+    lock: bool = True,
 ) -> CheckReport:
     """Structure of one snapshot, plus a random `read_data_fraction` of its data blobs opened.
 
     Used after each backup (the Prefect verify task): it reads only what this snapshot
     references, so verifying a small incremental snapshot stays cheap.
     """
+    if lock:
+        with store_lock(repo, False, "verify", required=False):
+            return verify_snapshot(
+                repo, snapshot_hex, read_data_fraction, progress=progress, lock=False
+            )
     started = time.perf_counter()
     checker = _Checker(repo, progress)
     checker.load_index()

@@ -8,6 +8,7 @@ import errno
 import hashlib
 import os
 import stat
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -164,6 +165,10 @@ class FsspecDestination(Destination):
         self.location = location
         self._listings: dict[str, dict[str, dict[str, Any]]] = {}
         self.keeps_mtime = getattr(fs, "protocol", None) in ("koofr", ("koofr",))
+        # Koofr names are case-insensitive (and case-preserving): see _claim.
+        self.case_insensitive = self.keeps_mtime
+        self._claims: dict[str, str] = {}
+        self._claims_lock = threading.Lock()
         self._probe()
 
     def _probe(self) -> None:
@@ -201,6 +206,7 @@ class FsspecDestination(Destination):
         return self._listings[reldir]
 
     def is_current(self, relpath: str, entry: Entry) -> bool | None:
+        self._claim(relpath)
         reldir, _, name = relpath.rpartition("/")
         info = self._listing(reldir).get(name.lower())
         if info is None:
@@ -216,7 +222,25 @@ class FsspecDestination(Destination):
             return modified == entry.mtime_ns // 1_000_000
         return False
 
+    def _claim(self, relpath: str) -> str:
+        """The snapshot path that owns ``relpath``'s name here: the first one seen.
+
+        A snapshot of a case-sensitive disk may hold ``README.md`` and ``readme.md``; Koofr
+        keeps one file for both, so writing the second would silently replace the first while
+        the restore reports both as written. Files skipped as identical claim their name too
+        (``is_current``), so a rerun with ``--overwrite`` cannot replace them either.
+        """
+        if not self.case_insensitive:
+            return relpath
+        with self._claims_lock:
+            return self._claims.setdefault(relpath.lower(), relpath)
+
     def write_file(self, relpath: str, entry: Entry, data: Iterable[bytes]) -> str:
+        owner = self._claim(relpath)
+        if owner != relpath:
+            raise FileExistsError(
+                f"{self.location} has case-insensitive names: /{relpath} would replace /{owner}"
+            )
         path = self._path(relpath)
         md5 = hashlib.md5(usedforsecurity=False)
         kwargs: dict[str, Any] = {}

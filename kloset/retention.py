@@ -174,14 +174,12 @@ def apply_to_group(
     if not ordered:
         return []
     now_ns = time.time_ns() if now_ns is None else now_ns
-    # The reference point for `within` is the newest snapshot that is not in the future.
+    # `within` counts back from the newest snapshot that is not in the future; if all are in
+    # the future, restic keeps them all, and so do we.
     past = [s.time_ns for s in ordered if s.time_ns <= now_ns]
-    latest = _local(max(past)) if past else None
-    cutoff = (
-        policy.within.before(latest)
-        if policy.within and not policy.within.zero and latest
-        else None
-    )
+    cutoff = None
+    if policy.within is not None and not policy.within.zero:
+        cutoff = policy.within.before(_local(max(past))) if past else datetime.min
     counts = {name: getattr(policy, name) for name, _r, _f in _BUCKETS}
     last_seen: dict[str, int | None] = {name: None for name in counts}
     out: list[Decision] = []

@@ -23,6 +23,21 @@ def _is_local(fs: AbstractFileSystem) -> bool:
     return isinstance(fs, LocalFileSystem)
 
 
+def _raise_unless_missing(exc: BaseException) -> None:
+    """``walk`` error hook: a folder that vanished is empty; any other failure must surface.
+
+    fsspec's default silently omits folders it cannot list. For a store that turns a flaky
+    network (Koofr answering 503) into "there are no index files" or "there are no packs",
+    which backup, check and prune would then act on.
+    """
+    if not isinstance(exc, FileNotFoundError):
+        raise exc
+
+
+def _generic_find(fs: AbstractFileSystem) -> bool:
+    return getattr(type(fs), "find", None) is AbstractFileSystem.find
+
+
 class Storage:
     """Named-object access to a store root on an fsspec filesystem."""
 
@@ -95,8 +110,11 @@ class Storage:
                     rel = os.path.relpath(full, self.root if self.root else ".")
                     out.append((rel.replace(os.sep, "/"), os.stat(full).st_size))
             return sorted(out)
+        # fsspec's generic find walks folder by folder and drops the ones it cannot list;
+        # backends with their own find (s3fs: one flat listing) raise and take no on_error.
+        strict = {"on_error": _raise_unless_missing} if _generic_find(self.fs) else {}
         try:
-            found: dict[str, Any] = self.fs.find(base, detail=True)
+            found: dict[str, Any] = self.fs.find(base, detail=True, **strict)
         except FileNotFoundError:
             return out
         prefix = self.fs._strip_protocol(self.root).rstrip("/")

@@ -134,10 +134,8 @@ def sync_snapshots(
         store_lock(dst, False, "sync", wait=lock_wait),
     ):
         report.packs_adopted = adopt_unindexed_packs(dst).packs
-        chosen = sorted(
-            snapshots if snapshots is not None else src.list_snapshots(),
-            key=lambda h: (h.time_ns, h.id),
-        )
+        wanted = snapshots if snapshots is not None else src.list_snapshots()
+        chosen = sorted({h.id: h for h in wanted}.values(), key=lambda h: (h.time_ns, h.id))
         existing = dst.list_snapshots()
         dst_ids = {h.id for h in existing}
         by_origin = {(h.time_ns, h.source, h.host): h for h in existing}

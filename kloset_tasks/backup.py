@@ -29,6 +29,7 @@ from kloset.backup import (
 )
 from kloset.backup import commit_snapshot as engine_commit
 from kloset.backup import upload_batch as engine_upload
+from kloset.check import verify_snapshot
 from kloset.errors import StoreNotFound
 from kloset_tasks.spec import LocationParam, backup_spool_root, open_repo
 
@@ -125,11 +126,9 @@ def verify(
 ) -> dict[str, Any]:
     """Check a snapshot's structure and read back a fraction of its data.
 
-    Returns ``{"ok": bool, "problems": [[what, message], ...], ...counts}``; problems are
-    reported, not raised, so the flow can put them in its summary and then fail.
+    Returns the check report as a dict (``ok``, ``errors``, counts, affected paths): damage is
+    reported, not raised, so the flow can put it in its summary and then fail.
     """
-    from kloset.check import verify_snapshot
-
     repo = open_repo(store, refresh=True)
     report = verify_snapshot(repo, snapshot, read_data_fraction=read_data_fraction)
     return report.to_dict()

@@ -66,12 +66,19 @@ def prune(
     no one and never runs beside a backup.
     """
     policy = RetentionPolicy(
-        last=keep_last, hourly=keep_hourly, daily=keep_daily, weekly=keep_weekly,
-        monthly=keep_monthly, yearly=keep_yearly, tags=list(keep_tag or []),
+        last=keep_last,
+        hourly=keep_hourly,
+        daily=keep_daily,
+        weekly=keep_weekly,
+        monthly=keep_monthly,
+        yearly=keep_yearly,
+        tags=list(keep_tag or []),
         within=Within.parse(keep_within) if keep_within else None,
     )
     options = PruneOptions(
-        policy=policy, repack_threshold=repack_threshold, grace_minutes=grace_minutes,
+        policy=policy,
+        repack_threshold=repack_threshold,
+        grace_minutes=grace_minutes,
         dry_run=dry_run,
     )
     return engine_prune(open_repo(store), options).to_json()

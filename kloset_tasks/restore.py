@@ -42,8 +42,13 @@ def plan_restore(
     header = repo.resolve_snapshot(snapshot)
     dest = block_locations.open_destination(target)
     return engine.plan_restore(
-        repo, header, path, dest, restore_spool_root(spool_dir),
-        batch_bytes=batch_bytes, batch_files=batch_files,
+        repo,
+        header,
+        path,
+        dest,
+        restore_spool_root(spool_dir),
+        batch_bytes=batch_bytes,
+        batch_files=batch_files,
     )
 
 

@@ -13,7 +13,7 @@ import os
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from blocks import KlosetRepository, KoofrStorage
@@ -50,7 +50,7 @@ def _run_id() -> str:
         flow_ctx = FlowRunContext.get()
         if flow_ctx is not None and flow_ctx.flow_run is not None:
             return str(flow_ctx.flow_run.id)
-    except Exception:  # noqa: BLE001 - outside Prefect: no reuse scope beyond the process
+    except Exception:  # noqa: BLE001 - outside Prefect there is no run
         pass
     return ""
 
@@ -61,7 +61,10 @@ def open_repo(store: KlosetRepository, *, refresh: bool = False) -> Repository:
     Every task calls this first. The first call per run and process pays the key derivation
     and the index load; later ones are a dict lookup (plus, with `refresh`, one listing).
     """
-    key = (_run_id(), store.cache_key())
+    run = _run_id()
+    if not run:
+        return store.open_repository()  # no run to scope a reuse to: never reuse
+    key = (run, store.cache_key())
     with _repos_lock:
         repo = _repos.get(key)
         if repo is not None:
@@ -147,8 +150,3 @@ def _touches(value: KlosetRepository | LocationParam) -> bool:
     if isinstance(value, KlosetRepository):
         return value.touches_koofr()
     return block_locations.touches_koofr(value)
-
-
-def describe(values: Iterable[LocationParam]) -> list[str]:
-    """Secret-free labels of locations, for messages and artifacts."""
-    return [block_locations.label(v) for v in values]

@@ -22,6 +22,7 @@ from typing import Any
 
 from kloset.backup.commit import TreeWriter
 from kloset.backup.upload import upload_packs
+from kloset.config import CONFIG_NAME, StoreConfig
 from kloset.crypto import KdfParams
 from kloset.locations import open_storage
 from kloset.pack import BLOB_DATA, PackWriter
@@ -102,7 +103,10 @@ def make_store(path: Path, *extra: str) -> Path:
 
 
 def open_repo(path: Path | str, passphrase: str | None = PASSPHRASE) -> Repository:
-    return Repository.open(open_storage(str(path)), passphrase)
+    """Open a test store; unencrypted stores refuse a passphrase, so none is given to them."""
+    storage = open_storage(str(path))
+    encrypted = StoreConfig.from_bytes(storage.read(CONFIG_NAME)).encrypted
+    return Repository.open(storage, passphrase if encrypted else None)
 
 
 def new_repo(path: Path | str, *, encrypted: bool = True, pack_size: int = 16 * MiB) -> Repository:

@@ -138,7 +138,7 @@ def test_subsets_partition_and_sample() -> None:
     assert select_packs(ids, "100%") == sorted(ids)
     assert len(select_packs(ids[:3], "0.1%")) == 1
     assert parse_subset("2/5") == (2, 5)
-    for bad in ("0/5", "6/5", "x", "0%", "101%", "1/0", "/"):
+    for bad in ("0/5", "6/5", "x", "0%", "101%", "1/0", "/", "1/257"):
         with pytest.raises(KlosetError, match="read-data-subset"):
             parse_subset(bad)
 

@@ -163,7 +163,7 @@ def test_rm(two_snaps: tuple[Path, Path, str, str]) -> None:
 def test_unencrypted_store_on_memory(tmp_path: Path) -> None:
     src = tmp_path / "src"
     write_file(src / "f.txt", b"plain\n")
-    store = "memory://browse-test/store"
+    store = f"memory://{tmp_path.name}/store"
     assert "unencrypted" in cli("at", store, "create", "--no-encryption").out
     backup = cli("at", store, "backup", src)
     assert backup.code == 0 and backup.out.strip().splitlines()[-1].endswith(" created")

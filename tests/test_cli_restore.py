@@ -50,7 +50,7 @@ def test_existing_identical_files_are_skipped_differing_ones_refused(
     assert refused.err_lines == ["kloset: /a.txt: exists and differs (use --overwrite to replace)"]
     assert (out / "a.txt").read_bytes() == b"local edit\n"  # untouched
     forced = cli("at", store, "restore", "--to", out, "latest", "--overwrite", env=ENV)
-    assert forced.code == 0 and "restored 1 files" in forced.out
+    assert forced.code == 0 and "restored 1 file (" in forced.out
     assert tree_state(out) | {b"": None} == tree_state(src) | {b"": None}
 
 

@@ -18,7 +18,7 @@ from kloset import passphrase as pp
 from kloset.cli import output as o
 from kloset.cli.app import at_app, store_ctx
 from kloset.cli.progress import ProgressReporter
-from kloset.errors import KlosetError, PathNotFound
+from kloset.errors import KlosetError, PathNotFound, StoreExists
 from kloset.repository import Repository
 from kloset.snapshot import SnapshotHeader
 from kloset.vfs import SnapshotView, normalize
@@ -69,7 +69,7 @@ def create(
             from kloset.config import CONFIG_NAME
 
             if storage.exists(CONFIG_NAME):  # say so before asking for a passphrase twice
-                raise KlosetError(f"a store already exists at {storage.location}")
+                raise StoreExists(f"a store already exists at {storage.location}")
             secret = pp.prompt(confirm=True)
     kdf = None
     if kdf_memory_kib or kdf_iterations:
@@ -150,85 +150,19 @@ def backup(
     if as_json:
         o.print_json(summary)
     else:
-        rows = [
-            ("files", f"{summary['files']} ({summary['files_read']} read)"),
-            ("dirs", str(summary["dirs"])),
-            ("symlinks", str(summary["symlinks"])),
-            ("size", o.human_size(summary["bytes"])),
-            ("read", o.human_size(summary["bytes_read"])),
-            ("added", f"{o.human_size(summary['bytes_added'])} (after dedup and compression)"),
-            ("dedup", f"{summary['dedup_ratio']}x"),
-            ("errors", str(len(errors))),
-            ("duration", f"{summary['duration']:.1f} s"),
-        ]
-        o.out(o.table([(k, v) for k, v in rows], header=False))
+        o.out(o.backup_text(summary))
         o.out(f"snapshot {report.commit.snapshot_id} created")
     return EXIT_PARTIAL if errors else 0
 
 
 # -- ls -----------------------------------------------------------------------------------------
-def snapshot_row(h: SnapshotHeader) -> dict[str, Any]:
-    """A snapshot as JSON consumers see it (the UI uses the same fields)."""
-    st = h.stats
-    return {
-        "id": h.hex,
-        "short_id": h.hex[:12],
-        "time": o.iso_time(h.time_ns),
-        "time_ns": h.time_ns,
-        "source": h.source,
-        "host": h.host,
-        "user": h.user,
-        "tags": list(h.tags),
-        "parent": h.parent.hex() if h.parent else None,
-        "files": int(st.get("files", 0)),
-        "dirs": int(st.get("dirs", 0)),
-        "symlinks": int(st.get("symlinks", 0)),
-        "bytes": int(st.get("bytes", 0)),
-        "bytes_added": int(st.get("bytes_added", 0)),
-        "errors": max(h.errors_total, len(h.errors)),
-    }
-
-
-def entry_row(path: str, e: Any) -> dict[str, Any]:
-    return {
-        "name": e.name,
-        "path": path,
-        "type": e.type,
-        "mode": e.mode,
-        "mode_string": o.mode_string(e.type, e.mode),
-        "size": e.size,
-        "mtime": o.iso_time(e.mtime_ns),
-        "mtime_ns": e.mtime_ns,
-        "target": e.target,
-        "chunks": len(e.chunks),
-    }
-
-
 def _ls_snapshots(repo: Repository, as_json: bool, long: bool) -> None:
     snaps = repo.list_snapshots(on_error=lambda sid, exc: o.err(f"warning: {exc}"))
     if as_json:
-        o.print_json([snapshot_row(h) for h in snaps])
+        o.print_json([o.snapshot_row(h) for h in snaps])
         return
-    if not snaps:
-        return
-    head = ["ID", "DATE", "SIZE", "FILES", "TAGS", "SOURCE"]
-    if long:
-        head[5:5] = ["HOST", "ERRORS"]
-    rows = [head]
-    for h in snaps:
-        r = snapshot_row(h)
-        row = [
-            h.hex if long else r["short_id"],
-            o.local_time(h.time_ns),
-            o.human_size(r["bytes"]),
-            str(r["files"]),
-            ",".join(h.tags) or "-",
-            o.display_name(h.source),
-        ]
-        if long:
-            row[5:5] = [h.host or "-", str(r["errors"])]
-        rows.append(row)
-    o.out(o.table(rows, right=(2, 3)))
+    if snaps:
+        o.out(o.snapshots_table(snaps, long=long))
 
 
 def _ls_path(
@@ -242,18 +176,10 @@ def _ls_path(
     else:
         listing = [(path, entry)]
     if as_json:
-        o.print_json([entry_row(p, e) for p, e in listing])
+        o.print_json([o.entry_row(p, e) for p, e in listing])
         return
-    rows = []
-    for _p, e in listing:
-        name = o.display_name(e.name) + ("/" if e.is_dir else "")
-        if e.is_symlink:
-            name += " -> " + o.display_name(e.target or "")
-        size = str(e.size) if long else (o.human_size(e.size) if e.is_file else "-")
-        when = o.iso_time(e.mtime_ns) if long else o.local_time(e.mtime_ns, seconds=False)
-        rows.append([o.mode_string(e.type, e.mode), size, when, name])
-    if rows:
-        o.out(o.table(rows, right=(1,), header=False))
+    if listing:
+        o.out(o.listing_table([e for _p, e in listing], long=long))
 
 
 @at_app.command("ls")
@@ -367,10 +293,11 @@ def restore(
             repo, header, path or "/", dest, overwrite=overwrite, threads=threads, progress=bar
         )
     _report_errors(rep.errors)
+    n = o.plural
     o.out(
-        f"restored {rep.files_written} files ({o.human_size(rep.bytes_written)}), "
-        f"{rep.plan.dirs} dirs, {rep.symlinks} symlinks to {dest.location}; "
-        f"{rep.files_skipped} identical files skipped, {len(rep.errors)} errors "
+        f"restored {n(rep.files_written, 'file')} ({o.human_size(rep.bytes_written)}), "
+        f"{n(rep.plan.dirs, 'dir')}, {n(rep.symlinks, 'symlink')} to {dest.location}; "
+        f"{n(rep.files_skipped, 'identical file')} skipped, {n(len(rep.errors), 'error')} "
         f"in {rep.duration:.1f} s"
     )
     return EXIT_PARTIAL if rep.errors else 0
@@ -409,20 +336,19 @@ def check(
     if as_json:
         o.print_json(rep.to_dict())
     else:
-        data = (
-            f", {rep.packs_read} packs read ({o.human_size(rep.bytes_read)})"
-            if rep.packs_read
-            else ""
-        )
+        n = o.plural
+        read = f", {n(rep.packs_read, 'pack')} read ({o.human_size(rep.bytes_read)})"
         o.out(
-            f"checked {rep.snapshots} snapshots, {rep.trees} trees, {rep.blobs} data blobs, "
-            f"{rep.packs} packs{data}: {'no errors' if rep.ok else f'{len(rep.errors)} errors'}"
+            f"checked {n(rep.snapshots, 'snapshot')}, {n(rep.trees, 'tree')}, "
+            f"{n(rep.blobs, 'data blob')}, {n(rep.packs, 'pack')}"
+            f"{read if rep.packs_read else ''}: "
+            f"{'no errors' if rep.ok else n(len(rep.errors), 'error')}"
         )
     if not rep.ok:
         hit = sum(rep.affected_counts.values())
         raise CheckFailed(
-            f"check failed: {len(rep.damaged_packs)} damaged packs, {hit} damaged paths "
-            f"in {len(rep.affected)} snapshots"
+            f"check failed: {o.plural(len(rep.damaged_packs), 'damaged pack')}, "
+            f"{o.plural(hit, 'damaged path')} in {o.plural(len(rep.affected), 'snapshot')}"
         )
 
 
@@ -441,38 +367,14 @@ def info(
         if as_json:
             o.print_json(s.to_dict())
             return
-        rows = [
-            ("store", f"{s.location} ({s.store_id})"),
-            ("encryption", "aes-256-gcm" if s.encrypted else "none"),
-            ("compression", f"zstd level {s.compression_level}, {s.compression_ratio}x"),
-            ("snapshots", str(s.snapshots)),
-            ("packs", f"{s.packs} ({o.human_size(s.pack_bytes)})"),
-            ("blobs", f"{s.blobs} ({s.data_blobs} data, {s.tree_blobs} trees)"),
-            ("logical size", o.human_size(s.logical_bytes)),
-            ("stored size", o.human_size(s.pack_bytes)),
-            ("dedup ratio", f"{s.dedup_ratio}x (logical / stored)"),
-        ]
+        rows = o.store_info_rows(s)
     else:
         header, _path = _resolve(repo, target)
         t = stats.snapshot_stats(repo, header)
         if as_json:
             o.print_json(t.to_dict())
             return
-        rows = [
-            ("snapshot", t.id),
-            ("date", o.local_time(t.time_ns)),
-            ("source", o.display_name(t.source)),
-            ("host", t.host or "-"),
-            ("tags", ",".join(t.tags) or "-"),
-            ("files", f"{t.files} ({t.dirs} dirs, {t.symlinks} symlinks)"),
-            ("logical size", o.human_size(t.logical_bytes)),
-            ("stored size", f"{o.human_size(t.stored_bytes)} ({t.chunks} chunks, {t.trees} trees)"),
-            ("dedup ratio", f"{t.dedup_ratio}x"),
-            ("read at backup", o.human_size(t.bytes_read)),
-            ("added at backup", o.human_size(t.bytes_added)),
-            ("errors", str(t.errors_total)),
-        ]
-        rows += [("  error", f"{o.display_name(p)}: {m}") for p, m in t.errors[:20]]
+        rows = o.snapshot_info_rows(t)
     o.out(o.table(rows, header=False))
 
 
@@ -488,8 +390,11 @@ def rm(
     for ref in targets:  # resolve all first: a typo must not leave half the list deleted
         header = repo.resolve_snapshot(ref)
         chosen.setdefault(header.id, header)
-    for header in chosen.values():
-        repo.delete_snapshot(header.id)
+    from kloset.locks import store_lock
+
+    with store_lock(repo, False, "rm"):  # a running prune finishes first
+        for header in chosen.values():
+            repo.delete_snapshot(header.id)
     if as_json:
         o.print_json({"removed": [h.hex for h in chosen.values()]})
         return

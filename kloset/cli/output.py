@@ -29,6 +29,11 @@ def human_size(n: int | float) -> str:
     raise AssertionError("unreachable")
 
 
+def plural(n: int, word: str) -> str:
+    """`1 file`, `2 files`: summaries are read by people first."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def ratio(numerator: int | float, denominator: int | float) -> float:
     """A ratio that is 0.0 (not a crash) for an empty store."""
     return round(float(numerator) / float(denominator), 2) if denominator else 0.0
@@ -139,3 +144,123 @@ def out(line: str = "") -> None:
 def err(line: str) -> None:
     """One line on stderr, prefixed like every other kloset message."""
     sys.stderr.write(f"kloset: {display_name(line)}\n")
+
+
+# -- renderings shared by the verbs (and by anything else that prints what the CLI prints) --------
+def snapshot_row(h: Any) -> dict[str, Any]:
+    """A snapshot header as JSON consumers see it."""
+    st = h.stats
+    return {
+        "id": h.hex,
+        "short_id": h.hex[:12],
+        "time": iso_time(h.time_ns),
+        "time_ns": h.time_ns,
+        "source": h.source,
+        "host": h.host,
+        "user": h.user,
+        "tags": list(h.tags),
+        "parent": h.parent.hex() if h.parent else None,
+        "files": int(st.get("files", 0)),
+        "dirs": int(st.get("dirs", 0)),
+        "symlinks": int(st.get("symlinks", 0)),
+        "bytes": int(st.get("bytes", 0)),
+        "bytes_added": int(st.get("bytes_added", 0)),
+        "errors": max(h.errors_total, len(h.errors)),
+    }
+
+
+def entry_row(path: str, e: Any) -> dict[str, Any]:
+    """A tree entry as JSON consumers see it."""
+    return {
+        "name": e.name,
+        "path": path,
+        "type": e.type,
+        "mode": e.mode,
+        "mode_string": mode_string(e.type, e.mode),
+        "size": e.size,
+        "mtime": iso_time(e.mtime_ns),
+        "mtime_ns": e.mtime_ns,
+        "target": e.target,
+        "chunks": len(e.chunks),
+    }
+
+
+def snapshots_table(headers: Sequence[Any], *, long: bool = False) -> str:
+    head = ["ID", "DATE", "SIZE", "FILES", "TAGS", "SOURCE"]
+    if long:
+        head[5:5] = ["HOST", "ERRORS"]
+    rows = [head]
+    for h in headers:
+        r = snapshot_row(h)
+        row = [
+            h.hex if long else r["short_id"],
+            local_time(h.time_ns),
+            human_size(r["bytes"]),
+            str(r["files"]),
+            ",".join(h.tags) or "-",
+            display_name(h.source),
+        ]
+        if long:
+            row[5:5] = [h.host or "-", str(r["errors"])]
+        rows.append(row)
+    return table(rows, right=(2, 3))
+
+
+def listing_table(entries: Sequence[Any], *, long: bool = False) -> str:
+    """`ls -l` style: mode, size, mtime, name (dirs end in /, links show their target)."""
+    rows = []
+    for e in entries:
+        name = display_name(e.name) + ("/" if e.is_dir else "")
+        if e.is_symlink:
+            name += " -> " + display_name(e.target or "")
+        size = str(e.size) if long else (human_size(e.size) if e.is_file else "-")
+        when = iso_time(e.mtime_ns) if long else local_time(e.mtime_ns, seconds=False)
+        rows.append([mode_string(e.type, e.mode), size, when, name])
+    return table(rows, right=(1,), header=False)
+
+
+def backup_text(s: dict[str, Any]) -> str:
+    rows = [
+        ("files", f"{s['files']} ({s['files_read']} read)"),
+        ("dirs", str(s["dirs"])),
+        ("symlinks", str(s["symlinks"])),
+        ("size", human_size(s["bytes"])),
+        ("read", human_size(s["bytes_read"])),
+        ("added", f"{human_size(s['bytes_added'])} (after dedup and compression)"),
+        ("dedup", f"{s['dedup_ratio']}x"),
+        ("errors", str(len(s["errors"]))),
+        ("duration", f"{s['duration']:.1f} s"),
+    ]
+    return table(rows, header=False)
+
+
+def store_info_rows(s: Any) -> list[tuple[str, str]]:
+    return [
+        ("store", f"{s.location} ({s.store_id})"),
+        ("encryption", "aes-256-gcm" if s.encrypted else "none"),
+        ("compression", f"zstd level {s.compression_level}, {s.compression_ratio}x"),
+        ("snapshots", str(s.snapshots)),
+        ("packs", f"{s.packs} ({human_size(s.pack_bytes)})"),
+        ("blobs", f"{s.blobs} ({s.data_blobs} data, {s.tree_blobs} trees)"),
+        ("logical size", human_size(s.logical_bytes)),
+        ("stored size", human_size(s.pack_bytes)),
+        ("dedup ratio", f"{s.dedup_ratio}x (logical / stored)"),
+    ]
+
+
+def snapshot_info_rows(t: Any) -> list[tuple[str, str]]:
+    rows = [
+        ("snapshot", t.id),
+        ("date", local_time(t.time_ns)),
+        ("source", display_name(t.source)),
+        ("host", t.host or "-"),
+        ("tags", ",".join(t.tags) or "-"),
+        ("files", f"{t.files} ({plural(t.dirs, 'dir')}, {plural(t.symlinks, 'symlink')})"),
+        ("logical size", human_size(t.logical_bytes)),
+        ("stored size", f"{human_size(t.stored_bytes)} ({t.chunks} chunks, {t.trees} trees)"),
+        ("dedup ratio", f"{t.dedup_ratio}x"),
+        ("read at backup", human_size(t.bytes_read)),
+        ("added at backup", human_size(t.bytes_added)),
+        ("errors", str(t.errors_total)),
+    ]
+    return rows + [("  error", f"{display_name(p)}: {m}") for p, m in t.errors[:20]]

@@ -97,7 +97,7 @@ class KoofrWorld:
     tmp: Path
     env: dict[str, str]
     rclone_conf: Path
-    downloads: DownloadLog
+    downloads: DownloadLog = field(repr=False)
 
     # -- running tools ----------------------------------------------------------------------
 
@@ -116,14 +116,27 @@ class KoofrWorld:
         )
 
     def ok(self, *argv: str | os.PathLike[str], **env: str) -> str:
-        """Run the CLI, insist on exit 0 and an empty stderr, return stdout."""
+        """Run the CLI, insist on exit 0 and no error or traceback on stderr, return stdout."""
         res = self.kloset(*argv, **env)
         assert res.returncode == 0, f"kloset {argv} -> {res.returncode}\n{res.stderr}"
+        assert "error" not in res.stderr.lower() and "Traceback" not in res.stderr, res.stderr
         return res.stdout
 
     def rclone(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run Debian's rclone, unchanged, with this test's config."""
-        cmd = [RCLONE, "--config", str(self.rclone_conf), "--cache-dir", str(self.tmp / "rc")]
+        """Run Debian's rclone, unchanged, with this test's config.
+
+        ``--no-unicode-normalization``: by default rclone matches names after NFC
+        normalisation, so it would upload only one of two names that differ only in their
+        Unicode form and then call the pair "no differences" - exactly what the tree tests.
+        """
+        cmd = [
+            RCLONE,
+            "--config",
+            str(self.rclone_conf),
+            "--cache-dir",
+            str(self.tmp / "rc"),
+            "--no-unicode-normalization",
+        ]
         res = subprocess.run(
             [*cmd, *args], env=self.env, capture_output=True, text=True, timeout=120
         )

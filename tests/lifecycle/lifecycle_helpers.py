@@ -158,3 +158,14 @@ def restore_to(store: Path, snap: str, target: Path) -> dict[str, str]:
     report = run_restore(repo, header, "/", open_destination(str(target)))
     assert not report.errors, report.errors[:5]
     return tree_digest(target)
+
+
+def evolve(src: Path, rng: random.Random, step: int) -> None:
+    """A realistic change: a quarter of the files go, some grow, new data arrives."""
+    files = sorted(p for p in src.rglob("*") if p.is_file() and not p.is_symlink())
+    for victim in rng.sample(files, len(files) // 4):
+        victim.unlink()
+    for grown in rng.sample(sorted(p for p in files if p.exists()), 3):
+        with grown.open("ab") as fh:
+            fh.write(rng.randbytes(50_000))
+    write_tree(src / f"new{step}", rng, 4 * MB, prefix=f"s{step}-")

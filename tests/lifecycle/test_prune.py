@@ -14,6 +14,7 @@ import pytest
 from lifecycle_helpers import (
     MB,
     assert_check_ok,
+    evolve,
     kloset,
     new_store,
     open_store,
@@ -35,17 +36,6 @@ from kloset.locations import open_source
 from kloset.pack import BLOB_DATA, PackWriter
 from kloset.prune import PruneOptions, prune
 from kloset.retention import RetentionPolicy
-
-
-def evolve(src: Path, rng: random.Random, step: int) -> None:
-    """A realistic change: a quarter of the files go, some grow, new data arrives."""
-    files = sorted(p for p in src.rglob("*") if p.is_file() and not p.is_symlink())
-    for victim in rng.sample(files, len(files) // 4):
-        victim.unlink()
-    for grown in rng.sample(sorted(p for p in files if p.exists()), 3):
-        with grown.open("ab") as fh:
-            fh.write(rng.randbytes(50_000))
-    write_tree(src / f"new{step}", rng, 4 * MB, prefix=f"s{step}-")
 
 
 def build_history(store: Path, src: Path, states: Path, versions: int = 4) -> list[str]:

@@ -197,7 +197,9 @@ def test_short_history_keeps_its_oldest() -> None:
 def test_future_snapshot_does_not_anchor_within() -> None:
     snaps = [Snap(b"past", NOW_NS - 10 * DAY_NS), Snap(b"future", NOW_NS + 100 * DAY_NS)]
     kept = kept_ids(snaps, RetentionPolicy(within=Within.parse("2d")))
-    assert b"past" in kept
+    assert kept == {b"past", b"future"}
+    only_future = [Snap(b"f1", NOW_NS + DAY_NS), Snap(b"f2", NOW_NS + 300 * DAY_NS)]
+    assert kept_ids(only_future, RetentionPolicy(within=Within.parse("2d"))) == {b"f1", b"f2"}
 
 
 def test_within_parse_and_month_overflow() -> None:

@@ -14,6 +14,7 @@ from lifecycle_helpers import (
     MB,
     PASS,
     assert_check_ok,
+    evolve,
     kloset,
     new_store,
     open_store,
@@ -23,7 +24,6 @@ from lifecycle_helpers import (
     store_bytes,
     tree_digest,
 )
-from test_prune import evolve
 
 from kloset.keys_change import create_linked
 from kloset.locations import open_storage

@@ -47,8 +47,11 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     fs.makedirs("Corpus/sub", exist_ok=True)
     for i in range(12):
         data = rng.randbytes(300_000 + i * 1000)
-        fs.pipe_file(f"Corpus/{'sub/' if i % 3 else ''}file-{i:02d}.bin", data,
-                     modified=1_700_000_000_000 + i)
+        fs.pipe_file(
+            f"Corpus/{'sub/' if i % 3 else ''}file-{i:02d}.bin",
+            data,
+            modified=1_700_000_000_000 + i,
+        )
     fs.pipe_file("Corpus/copy-of-file-00.bin", fs.cat_file("Corpus/file-00.bin"))
     try:
         yield emu
@@ -60,8 +63,14 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 def _filesystem(emu: Any) -> Any:
     from koofrfs.filesystem import KoofrFileSystem
 
-    return KoofrFileSystem(user=emu.user, password=emu.password, endpoint=emu.url,
-                           provider="other", skip_instance_cache=True, **FAST_CLIENT)
+    return KoofrFileSystem(
+        user=emu.user,
+        password=emu.password,
+        endpoint=emu.url,
+        provider="other",
+        skip_instance_cache=True,
+        **FAST_CLIENT,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -76,8 +85,11 @@ def credentials(emulator: Any) -> Any:
     from blocks import KoofrCredentials
 
     return KoofrCredentials(
-        email=emulator.user, app_password=SecretStr(emulator.password), provider="other",
-        endpoint=emulator.url, client_options=dict(FAST_CLIENT),
+        email=emulator.user,
+        app_password=SecretStr(emulator.password),
+        provider="other",
+        endpoint=emulator.url,
+        client_options=dict(FAST_CLIENT),
     )
 
 
@@ -128,5 +140,5 @@ def koofr_files(fs: Any, base: str) -> dict[str, bytes]:
     out = {}
     for name, info in fs.find(base, detail=True).items():
         if info.get("type") != "directory":
-            out[str(name).strip("/")[len(base):].lstrip("/")] = bytes(fs.cat_file(name))
+            out[str(name).strip("/")[len(base) :].lstrip("/")] = bytes(fs.cat_file(name))
     return out

@@ -43,8 +43,11 @@ class TestBlockStandards(BlockStandardTestSuite):
             assert field.description and field.description.endswith("."), name
 
     def test_slug_is_fixed(self, block: type[Block]) -> None:
-        expected = {KoofrCredentials: "koofr-credentials", KoofrStorage: "koofr-storage",
-                    KlosetRepository: "kloset-repository"}[block]
+        expected = {
+            KoofrCredentials: "koofr-credentials",
+            KoofrStorage: "koofr-storage",
+            KlosetRepository: "kloset-repository",
+        }[block]
         assert block.get_block_type_slug() == expected
 
 
@@ -101,7 +104,10 @@ def test_base_folder_cannot_escape(credentials: KoofrCredentials) -> None:
 
 def test_read_write_sync_async_and_sync_kwarg(koofr_folder: Any, koofr_fs: Any) -> None:
     storage = koofr_folder("paths")
-    assert storage.write_path("x/hello.txt", b"hello", _sync=True) == f"{storage.base_folder}/x/hello.txt"
+    assert (
+        storage.write_path("x/hello.txt", b"hello", _sync=True)
+        == f"{storage.base_folder}/x/hello.txt"
+    )
     assert koofr_fs.cat_file(f"{storage.base_folder}/x/hello.txt") == b"hello"
     assert storage.read_path("x/hello.txt", _sync=True) == b"hello"
     assert storage.read_path("x/hello.txt") == b"hello"
@@ -151,30 +157,43 @@ def test_put_and_get_directory(koofr_folder: Any, tmp_path: Path) -> None:
     out = tmp_path / "out"
     storage.get_directory("code", str(out), _sync=True)
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
-        "flow.py", "pkg/mod.py",
+        "flow.py",
+        "pkg/mod.py",
     ]
     assert (out / "pkg" / "mod.py").read_text() == "X = 1\n"
 
 
-def test_save_remote_blocks_and_cli_prefect_block(emulator: Any, monkeypatch: Any,
-                                                  tmp_path: Path) -> None:
+def test_save_remote_blocks_and_cli_prefect_block(
+    emulator: Any, monkeypatch: Any, tmp_path: Path
+) -> None:
     from typer.testing import CliRunner
 
     from kloset.cli.remotes import source_app
     from koofrfs.rclone import KoofrRemote, obscure
 
-    remote = KoofrRemote(name="koofr", endpoint=emulator.url, provider="other",
-                         user=emulator.user, password=emulator.password, mountid=None,
-                         setmtime=True)
+    remote = KoofrRemote(
+        name="koofr",
+        endpoint=emulator.url,
+        provider="other",
+        user=emulator.user,
+        password=emulator.password,
+        mountid=None,
+        setmtime=True,
+    )
     name = _name()
-    assert save_remote_blocks(remote, name) == [f"koofr-credentials/{name}", f"koofr-storage/{name}"]
+    assert save_remote_blocks(remote, name) == [
+        f"koofr-credentials/{name}",
+        f"koofr-storage/{name}",
+    ]
     storage = KoofrStorage.load(name)
     assert storage.credentials.app_password.get_secret_value() == emulator.password
     assert "Documents" in storage.filesystem.ls("", detail=False)
 
     monkeypatch.setenv("KLOSET_CONFIG_DIR", str(tmp_path / "kloset-config"))
-    rclone = (f"[koofr]\ntype = koofr\nprovider = other\nendpoint = {emulator.url}\n"
-              f"user = {emulator.user}\npassword = {obscure(emulator.password)}\n")
+    rclone = (
+        f"[koofr]\ntype = koofr\nprovider = other\nendpoint = {emulator.url}\n"
+        f"user = {emulator.user}\npassword = {obscure(emulator.password)}\n"
+    )
     cli_name = _name()
     result = CliRunner().invoke(source_app, ["import", "--prefect-block", cli_name], input=rclone)
     assert result.exit_code == 0, result.output

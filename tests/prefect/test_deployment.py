@@ -46,7 +46,10 @@ def prefect_server(tmp_path: Path) -> Iterator[dict[str, str]]:
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed below
     server = subprocess.Popen(
         [*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 90
@@ -71,8 +74,15 @@ def prefect_server(tmp_path: Path) -> Iterator[dict[str, str]]:
 
 
 def _cli(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 120) -> str:
-    done = subprocess.run([*PREFECT, *args], env=env, cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout, check=False)
+    done = subprocess.run(
+        [*PREFECT, *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     assert done.returncode == 0, f"prefect {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
@@ -110,7 +120,12 @@ def test_deploy_and_run_nightly_backup_on_a_process_worker(
         flow_run = run_deployment("kloset-backup/nightly-koofr-backup", timeout=0)
         worker = subprocess.run(
             [*PREFECT, "worker", "start", "--pool", "kloset", "--run-once"],
-            env=env, cwd=project, capture_output=True, text=True, timeout=240, check=False,
+            env=env,
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
         )
         assert worker.returncode == 0, worker.stdout + worker.stderr
 

@@ -49,11 +49,20 @@ def flow_parameters(state: Any) -> dict[str, Any]:
     return asyncio.run(read())
 
 
-def test_backup_from_koofr_into_local_store(koofr_folder: Any, store_block: KlosetRepository,
-                                            koofr_fs: Any) -> None:
+def test_backup_from_koofr_into_local_store(
+    koofr_folder: Any, store_block: KlosetRepository, koofr_fs: Any
+) -> None:
     source = koofr_folder("Corpus", fresh=False)
-    state = backup_flow(source, store_block, create_store=True, batch_bytes=1 * MIB,
-                        workers=2, verify_fraction=1.0, tags=["t1"], return_state=True)
+    state = backup_flow(
+        source,
+        store_block,
+        create_store=True,
+        batch_bytes=1 * MIB,
+        workers=2,
+        verify_fraction=1.0,
+        tags=["t1"],
+        return_state=True,
+    )
     assert state.is_completed(), state.message
     result = state.result()
     stats = result["stats"]
@@ -114,8 +123,9 @@ def test_unreadable_source_file_fails_loudly_after_committing(
     emulator: Any, koofr_folder: Any, store_block: KlosetRepository
 ) -> None:
     source = koofr_folder("Corpus", fresh=False)
-    emulator.add_fault(FaultRule(kind="status", status=500, rate=1.0, route="files/get",
-                                 path_regex="file-03"))
+    emulator.add_fault(
+        FaultRule(kind="status", status=500, rate=1.0, route="files/get", path_regex="file-03")
+    )
     try:
         state = backup_flow(source, store_block, create_store=True, return_state=True)
     finally:
@@ -133,8 +143,9 @@ def test_failed_upload_then_rerun_reuses_uploaded_batches(
     import flows.backup as backup_module
 
     # Task retries stay on, only without waiting: the fault below is permanent.
-    monkeypatch.setattr(backup_module, "upload",
-                        backup_module.upload.with_options(retries=1, retry_delay_seconds=0))
+    monkeypatch.setattr(
+        backup_module, "upload", backup_module.upload.with_options(retries=1, retry_delay_seconds=0)
+    )
     store = KlosetRepository(location=koofr_folder("faulty"), passphrase=SecretStr(PASSPHRASE))
     store.create_repository()
     source = koofr_folder("Corpus", fresh=False)
@@ -177,10 +188,15 @@ def _fault_after_first_index(emulator: Any, base: str) -> Any:
     def watch() -> None:
         while not done.is_set():
             # Koofr uploads name the target folder in `path`.
-            if any(r.route == "files/put" and r.status == 200 and r.path == f"/{base}/index"
-                   for r in emulator.requests):
-                emulator.add_fault(FaultRule(kind="status", status=503, rate=1.0,
-                                             route="files/put", retry_after=None))
+            if any(
+                r.route == "files/put" and r.status == 200 and r.path == f"/{base}/index"
+                for r in emulator.requests
+            ):
+                emulator.add_fault(
+                    FaultRule(
+                        kind="status", status=503, rate=1.0, route="files/put", retry_after=None
+                    )
+                )
                 return
             time.sleep(0.005)
 
@@ -194,7 +210,9 @@ def _fault_after_first_index(emulator: Any, base: str) -> Any:
     return stop
 
 
-def test_verify_and_prune(local_source: Path, store_block: KlosetRepository) -> None:
+def test_verify_and_prune(
+    local_source: Path, store_block: KlosetRepository, tmp_path: Path
+) -> None:
     first = backup_flow(str(local_source), store_block, create_store=True, return_state=True)
     assert first.is_completed(), first.message
     (local_source / "docs" / "new.txt").write_text("new file\n")
@@ -214,14 +232,24 @@ def test_verify_and_prune(local_source: Path, store_block: KlosetRepository) -> 
     assert store_block.read_file("latest", "/docs/new.txt") == b"new file\n"
     assert check_store(store_block.open_repository(), read_data=True).ok
 
+    # The block's one-call helpers, sync and async.
+    done = store_block.restore("latest", "/docs", str(tmp_path / "docs"))
+    assert done["files_written"] == 3 and done["errors"] == []
+    assert tree_files(tmp_path / "docs") == tree_files(local_source / "docs")
+    assert [s["id"] for s in asyncio.run(store_block.alist_snapshots())] == [kept["id"]]
 
-def test_verify_flow_fails_loudly_on_damage(local_source: Path,
-                                            store_block: KlosetRepository) -> None:
-    assert backup_flow(str(local_source), store_block, create_store=True, return_state=True
-                       ).is_completed()
+
+def test_verify_flow_fails_loudly_on_damage(
+    local_source: Path, store_block: KlosetRepository
+) -> None:
+    assert backup_flow(
+        str(local_source), store_block, create_store=True, return_state=True
+    ).is_completed()
     store_root = Path(str(store_block.location))
-    pack = max((p for p in (store_root / "packs").rglob("*") if p.is_file()),
-               key=lambda p: p.stat().st_size)
+    pack = max(
+        (p for p in (store_root / "packs").rglob("*") if p.is_file()),
+        key=lambda p: p.stat().st_size,
+    )
     data = bytearray(pack.read_bytes())
     data[len(data) // 2] ^= 0xFF
     pack.write_bytes(bytes(data))

@@ -26,20 +26,32 @@ def test_backup_and_restore_on_a_two_worker_dask_cluster(
     koofr_folder: Any, store_block: KlosetRepository, tmp_path: Path, koofr_fs: Any
 ) -> None:
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
         source = koofr_folder("Corpus", fresh=False)
-        state = backup_flow(source, store_block, create_store=True, batch_bytes=1 * MIB,
-                            workers=2, dask_address=cluster.scheduler_address,
-                            return_state=True)
+        state = backup_flow(
+            source,
+            store_block,
+            create_store=True,
+            batch_bytes=1 * MIB,
+            workers=2,
+            dask_address=cluster.scheduler_address,
+            return_state=True,
+        )
         assert state.is_completed(), state.message
         assert {"chunk", "upload"} <= set(cluster.scheduler.task_prefixes)
         executed = [w.state.executed_count for w in cluster.workers.values()]
         assert len(executed) == 2 and all(n > 0 for n in executed), executed
 
         out = tmp_path / "out"
-        restored = restore_flow(store_block, str(out), task_runner="dask",
-                                dask_address=cluster.scheduler_address, return_state=True)
+        restored = restore_flow(
+            store_block,
+            str(out),
+            task_runner="dask",
+            dask_address=cluster.scheduler_address,
+            return_state=True,
+        )
         assert restored.is_completed(), restored.message
         assert "restore_batch" in cluster.scheduler.task_prefixes
 
