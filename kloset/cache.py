@@ -7,6 +7,7 @@ cache holds sealed bytes only (still encrypted), and readers verify them like fr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 
@@ -51,7 +52,5 @@ class ObjectCache:
             pass  # a cache that cannot be written is just slower
 
     def drop(self, name: str) -> None:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(self._path(name))
-        except OSError:
-            pass

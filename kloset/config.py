@@ -45,7 +45,7 @@ class ChunkerParams:
 
 @dataclass
 class StoreConfig:
-    """Parsed CONFIG. `kdf` and `wrapped_keys` are set for encrypted stores, `plain_keys` otherwise."""
+    """Parsed CONFIG: `kdf` + `wrapped_keys` for encrypted stores, else `plain_keys`."""
 
     store_id: str
     created: int
@@ -189,7 +189,8 @@ def unlock(cfg: StoreConfig, passphrase: str | None) -> KeySet:
         return KeySet.from_bytes(cfg.plain_keys)
     if passphrase is None:
         raise PassphraseRequired(
-            "this store is encrypted: set KLOSET_PASSPHRASE, pass --passphrase-file, or run in a terminal"
+            "this store is encrypted: set KLOSET_PASSPHRASE, pass --passphrase-file,"
+            " or run in a terminal"
         )
     assert cfg.wrapped_keys is not None
     try:

@@ -130,7 +130,9 @@ class Cipher:
         if len(sealed) < NONCE_SIZE + TAG_SIZE:
             raise CorruptObject(f"{what}: truncated object")
         try:
-            return self._aead.decrypt(bytes(sealed[:NONCE_SIZE]), bytes(sealed[NONCE_SIZE:]), associated)
+            return self._aead.decrypt(
+                bytes(sealed[:NONCE_SIZE]), bytes(sealed[NONCE_SIZE:]), associated
+            )
         except InvalidTag as exc:
             raise CorruptObject(f"{what}: authentication failed (damaged or tampered)") from exc
 

@@ -58,7 +58,9 @@ def seal_index(cipher: Cipher, plaintext: bytes, level: int) -> tuple[str, bytes
     return name, codec.encode(cipher, plaintext, INDEX_AD, level)
 
 
-def open_index(cipher: Cipher, name: str, sealed: bytes) -> list[tuple[bytes, int, list[BlobEntry]]]:
+def open_index(
+    cipher: Cipher, name: str, sealed: bytes
+) -> list[tuple[bytes, int, list[BlobEntry]]]:
     raw = codec.decode(cipher, sealed, INDEX_AD, name)
     if "index/" + cipher.blob_id(raw).hex() != name:
         raise CorruptObject(f"{name}: content does not match its name")

@@ -7,6 +7,7 @@ rebuilt from packs alone. A pack's name is the unkeyed BLAKE3 of its whole conte
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 from dataclasses import dataclass, field
@@ -121,10 +122,8 @@ class PackWriter:
 
     def abort(self) -> None:
         self._fh.close()
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self._tmp)
-        except FileNotFoundError:
-            pass
 
 
 def parse_trailer(tail: bytes, name: str) -> int:

@@ -178,7 +178,9 @@ class Repository:
         name, sealed = self.read_sealed(blob_id)
         return self.decode_blob(blob_id, sealed, name, verify=verify)
 
-    def decode_blob(self, blob_id: bytes, sealed: bytes, where: str, *, verify: bool = True) -> bytes:
+    def decode_blob(
+        self, blob_id: bytes, sealed: bytes, where: str, *, verify: bool = True
+    ) -> bytes:
         what = f"{where}: blob {blob_id.hex()[:16]}"
         data = codec.decode(self.cipher, sealed, blob_id, what)
         if verify and (not self.cipher.encrypted) and self.blob_id(data) != blob_id:
@@ -225,7 +227,9 @@ class Repository:
         header.id = snap_id
         return header
 
-    def list_snapshots(self, *, on_error: Callable[[bytes, Exception], None] | None = None) -> list[SnapshotHeader]:
+    def list_snapshots(
+        self, *, on_error: Callable[[bytes, Exception], None] | None = None
+    ) -> list[SnapshotHeader]:
         """All readable snapshots, oldest first; damaged ones are reported, not fatal."""
         ids = self.snapshot_ids()
         workers = 1 if self.storage.local else 8
@@ -275,7 +279,9 @@ class Repository:
             raise SnapshotNotFound(f"no snapshot matches '{ref}'")
         if len(matches) > 1:
             shown = ", ".join(sorted(m.hex()[:12] for m in matches)[:5])
-            raise AmbiguousSnapshot(f"'{ref}' matches {len(matches)} snapshots ({shown}): use a longer prefix")
+            raise AmbiguousSnapshot(
+                f"'{ref}' matches {len(matches)} snapshots ({shown}): use a longer prefix"
+            )
         return self.load_snapshot(matches[0])
 
     def tree_blob_type(self) -> int:

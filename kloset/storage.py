@@ -7,6 +7,7 @@ byte ranges so a blob never costs a whole pack download.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -184,7 +185,5 @@ class Storage:
             os.unlink(local_path)
 
     def delete(self, name: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.fs.rm_file(self.path(name))
-        except FileNotFoundError:
-            pass

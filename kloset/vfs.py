@@ -44,7 +44,9 @@ def iter_tree(repo: Repository, tree_id: bytes) -> Iterator[Entry]:
     yield from iter_node(repo, repo.load_tree(tree_id))
 
 
-def list_tree(repo: Repository, tree_id: bytes, offset: int = 0, limit: int | None = None) -> list[Entry]:
+def list_tree(
+    repo: Repository, tree_id: bytes, offset: int = 0, limit: int | None = None
+) -> list[Entry]:
     """A window of a directory's entries, loading only the pages that cover it."""
     node = repo.load_tree(tree_id)
     end = None if limit is None else offset + limit

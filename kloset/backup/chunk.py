@@ -105,7 +105,9 @@ class _BatchChunker:
             if not mine:
                 continue
             if self.packer is None:
-                self.packer = PackWriter(self.repo.cipher, self.out_dir, self.repo.config.compression_level)
+                self.packer = PackWriter(
+                    self.repo.cipher, self.out_dir, self.repo.config.compression_level
+                )
             self.packer.add(BLOB_DATA, bid, data)
             self.new_chunks += 1
             self.new_bytes += len(data)

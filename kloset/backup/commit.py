@@ -44,7 +44,9 @@ class TreeWriter:
         if tid in self.written or tid in self.repo.index:
             return tid
         if self.packer is None:
-            self.packer = PackWriter(self.repo.cipher, self.spool_dir, self.repo.config.compression_level)
+            self.packer = PackWriter(
+                self.repo.cipher, self.spool_dir, self.repo.config.compression_level
+            )
         self.packer.add(BLOB_TREE, tid, raw)
         self.written.add(tid)
         self.count += 1
@@ -114,7 +116,9 @@ def commit_snapshot(
                 size = int(files[idx][1])
             else:
                 continue  # unreadable: already recorded as an error by the chunk stage
-            children[parent].append(Entry(name, FILE, mode, mtime_ns, size, chunks, extra=dict(extra or {})))
+            children[parent].append(
+                Entry(name, FILE, mode, mtime_ns, size, chunks, extra=dict(extra or {}))
+            )
             counts["files"] += 1
             counts["bytes"] += size
         elif etype == SYMLINK:

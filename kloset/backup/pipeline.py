@@ -53,8 +53,13 @@ def _fork_worker(batch_no: int) -> ChunkResult:
             counter.value += nbytes
 
     return chunk_batch(
-        st["repo"], st["run_dir"], batch_no, source=st["source"], claims=st["claims"],
-        plan=st["plan"], on_file=on_file,
+        st["repo"],
+        st["run_dir"],
+        batch_no,
+        source=st["source"],
+        claims=st["claims"],
+        plan=st["plan"],
+        on_file=on_file,
     )
 
 
@@ -83,8 +88,13 @@ def run_backup(
 
         with store_lock(repo, False, "backup"):
             return run_backup(
-                repo, source, options, workers=workers, progress=progress,
-                spool_root=spool_root, lock=False,
+                repo,
+                source,
+                options,
+                workers=workers,
+                progress=progress,
+                spool_root=spool_root,
+                lock=False,
             )
     started = time.perf_counter()
     options = options or BackupOptions(batch_bytes=64 * 1024 * 1024, batch_files=4000)
@@ -125,7 +135,16 @@ def _run_threaded(
 
     with ThreadPoolExecutor(max(1, min(workers, nbatches))) as pool:
         futures: list[Future[ChunkResult]] = [
-            pool.submit(chunk_batch, repo, run_dir, b, source=source, claims=claims, plan=plan, on_file=on_file)
+            pool.submit(
+                chunk_batch,
+                repo,
+                run_dir,
+                b,
+                source=source,
+                claims=claims,
+                plan=plan,
+                on_file=on_file,
+            )
             for b in range(nbatches)
         ]
         for fut in as_completed(futures):
@@ -143,8 +162,12 @@ def _run_forked(
     counter = ctx.Value("q", 0)
     try:
         _FORK_STATE.update(
-            repo=repo, source=source, run_dir=run_dir, plan=load_plan(run_dir),
-            claims=manager.LocalClaims(), counter=counter,  # type: ignore[attr-defined]
+            repo=repo,
+            source=source,
+            run_dir=run_dir,
+            plan=load_plan(run_dir),
+            claims=manager.LocalClaims(),
+            counter=counter,  # type: ignore[attr-defined]
         )
         seen = 0
         with ProcessPoolExecutor(max_workers=min(workers, nbatches), mp_context=ctx) as pool:

@@ -52,7 +52,9 @@ def at(
     ctx: typer.Context,
     store: str = typer.Argument(..., metavar="STORE", help="Store location: path, URL or @NAME."),
     passphrase_file: str | None = typer.Option(
-        None, "--passphrase-file", help="Read the passphrase from this file (else KLOSET_PASSPHRASE, else a prompt)."
+        None,
+        "--passphrase-file",
+        help="Read the passphrase from this file (else KLOSET_PASSPHRASE, else a prompt).",
     ),
 ) -> None:
     ctx.obj = StoreContext(store, passphrase_file)
