@@ -192,7 +192,12 @@ class FsspecDestination(Destination):
         return "/".join([self.root, *parts]) if self.root else "/".join(parts)
 
     def prepare_dir(self, relpath: str) -> None:
-        self.fs.makedirs(self._path(relpath) or "/", exist_ok=True)
+        try:
+            self.fs.makedirs(self._path(relpath) or "/", exist_ok=True)
+        except ValueError as exc:
+            # A name this backend refuses (Koofr: backslash, control characters) fails that
+            # folder only, like any other folder that cannot be created, not the whole restore.
+            raise OSError(str(exc)) from exc
 
     def _listing(self, reldir: str) -> dict[str, dict[str, Any]]:
         if reldir not in self._listings:

@@ -238,10 +238,12 @@ def _prune_locked(
             if p.action in ("delete", "repack"):
                 repo.storage.delete(pack_name(pid))
         emit("deleted", {"packs": report.packs_deleted + report.packs_repacked})
-    for obj in stray:
+    report.tmp_removed, report.tmp_bytes = _clean_tmp(repo, grace, now, dry_run=False)
+    for obj in stray:  # interrupted uploads under packs/ (not named like a finished pack)
         if obj.older_than(grace, now):
             repo.storage.delete(obj.name)
-    report.tmp_removed, report.tmp_bytes = _clean_tmp(repo, grace, now, dry_run=False)
+            report.tmp_removed += 1
+            report.tmp_bytes += obj.size
     repo.reload_index()
     return report
 

@@ -85,13 +85,6 @@ class Repository:
         except Exception as exc:  # noqa: BLE001 - backend errors become one clear line
             raise StoreNotFound(f"cannot open store at {storage.location}: {exc}") from exc
         cfg = StoreConfig.from_bytes(raw)
-        if not cfg.encrypted and isinstance(passphrase, str) and passphrase:
-            # Whoever can write the store could swap in an unencrypted CONFIG with keys of their
-            # choosing; a client that was given a passphrase must never write plaintext there.
-            raise KlosetError(
-                f"the store at {storage.location} is not encrypted but a passphrase was given: "
-                "refusing (CONFIG may have been replaced); unset the passphrase for this store"
-            )
         secret = passphrase() if callable(passphrase) and cfg.encrypted else passphrase
         keys = unlock(cfg, secret if isinstance(secret, str) or secret is None else None)
         return cls(storage, cfg, keys)

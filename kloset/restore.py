@@ -274,8 +274,15 @@ def run_restore(
 
         with store_lock(repo, False, "restore", required=False):
             return run_restore(
-                repo, header, path, dest, overwrite=overwrite, threads=threads,
-                progress=progress, spool_root=spool_root, lock=False,
+                repo,
+                header,
+                path,
+                dest,
+                overwrite=overwrite,
+                threads=threads,
+                progress=progress,
+                spool_root=spool_root,
+                lock=False,
             )
 
     started = time.perf_counter()
@@ -295,8 +302,15 @@ def run_restore(
         with ThreadPoolExecutor(2) as pool:
             futures = [
                 pool.submit(
-                    restore_batch, repo, plan.run_dir, b, dest, overwrite=overwrite,
-                    threads=threads, plan=data, on_file=on_file,
+                    restore_batch,
+                    repo,
+                    plan.run_dir,
+                    b,
+                    dest,
+                    overwrite=overwrite,
+                    threads=threads,
+                    plan=data,
+                    on_file=on_file,
                 )
                 for b in range(plan.batches)
             ]

@@ -108,8 +108,12 @@ class Storage:
             for dirpath, _dirs, files in os.walk(base):
                 for fname in files:
                     full = os.path.join(dirpath, fname)
+                    try:
+                        size = os.stat(full).st_size
+                    except FileNotFoundError:
+                        continue  # another writer's temporary file, renamed while we listed
                     rel = os.path.relpath(full, self.root if self.root else ".")
-                    out.append((rel.replace(os.sep, "/"), os.stat(full).st_size))
+                    out.append((rel.replace(os.sep, "/"), size))
             return sorted(out)
         # fsspec's generic find walks folder by folder and drops the ones it cannot list;
         # backends with their own find (s3fs: one flat listing) raise and take no on_error.

@@ -32,26 +32,47 @@ def _short(snap: dict[str, Any]) -> str:
 @at_app.command()
 def prune(
     ctx: typer.Context,
-    keep_last: int = typer.Option(0, "--keep-last", help="Keep the N newest snapshots."),
-    keep_hourly: int = typer.Option(0, "--keep-hourly", help="Keep the newest of N hours."),
-    keep_daily: int = typer.Option(0, "--keep-daily", help="Keep the newest of N days."),
-    keep_weekly: int = typer.Option(0, "--keep-weekly", help="Keep the newest of N ISO weeks."),
-    keep_monthly: int = typer.Option(0, "--keep-monthly", help="Keep the newest of N months."),
-    keep_yearly: int = typer.Option(0, "--keep-yearly", help="Keep the newest of N years."),
+    keep_last: int = typer.Option(
+        0, "--keep-last", metavar="N", help="Keep the N newest snapshots."
+    ),
+    keep_hourly: int = typer.Option(
+        0, "--keep-hourly", metavar="N", help="Keep the newest of N hours."
+    ),
+    keep_daily: int = typer.Option(
+        0, "--keep-daily", metavar="N", help="Keep the newest of N days."
+    ),
+    keep_weekly: int = typer.Option(
+        0, "--keep-weekly", metavar="N", help="Keep the newest of N ISO weeks."
+    ),
+    keep_monthly: int = typer.Option(
+        0, "--keep-monthly", metavar="N", help="Keep the newest of N months."
+    ),
+    keep_yearly: int = typer.Option(
+        0, "--keep-yearly", metavar="N", help="Keep the newest of N years."
+    ),
     keep_tag: list[str] = typer.Option(
-        [], "--keep-tag", help="Keep snapshots with this tag (a,b = both; repeatable)."
+        [],
+        "--keep-tag",
+        metavar="TAG",
+        help="Keep snapshots with this tag (a,b = both; repeatable).",
     ),
     keep_within: str | None = typer.Option(
-        None, "--keep-within", help="Keep snapshots within e.g. 30d, 6m, 1y2m of the newest."
+        None,
+        "--keep-within",
+        metavar="DURATION",
+        help="Keep snapshots within e.g. 30d, 6m, 1y2m of the newest.",
     ),
     repack_threshold: float = typer.Option(
-        0.2, "--repack-threshold", help="Repack packs whose unused fraction exceeds this."
+        0.2,
+        "--repack-threshold",
+        metavar="FRACTION",
+        help="Repack packs whose unused fraction exceeds this.",
     ),
     grace: float = typer.Option(
         60.0, "--grace", metavar="MINUTES", help="Never delete packs younger than this."
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would go; change nothing."),
-    lock_wait: float = typer.Option(0.0, "--lock-wait", help=LOCK_WAIT_HELP),
+    lock_wait: float = typer.Option(0.0, "--lock-wait", metavar="SECONDS", help=LOCK_WAIT_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Forget snapshots the --keep-* policy does not keep, then reclaim space (whole unused
@@ -123,7 +144,7 @@ def unlock(
 def repair_index(
     ctx: typer.Context,
     dry_run: bool = typer.Option(False, "--dry-run", help="Report only; write nothing."),
-    lock_wait: float = typer.Option(0.0, "--lock-wait", help=LOCK_WAIT_HELP),
+    lock_wait: float = typer.Option(0.0, "--lock-wait", metavar="SECONDS", help=LOCK_WAIT_HELP),
 ) -> None:
     """Rebuild the index from the packs' own headers, then list every snapshot file whose
     data is lost."""
@@ -170,7 +191,7 @@ def sync(
     create: bool = typer.Option(
         False, "--create", help="Create DST if missing, sharing this store's keys."
     ),
-    lock_wait: float = typer.Option(0.0, "--lock-wait", help=LOCK_WAIT_HELP),
+    lock_wait: float = typer.Option(0.0, "--lock-wait", metavar="SECONDS", help=LOCK_WAIT_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Copy snapshots (default: all) to another store, sending only data it lacks."""
@@ -213,7 +234,7 @@ def passphrase_change(
     new_passphrase_file: str | None = typer.Option(
         None, "--new-passphrase-file", help="Read the new passphrase (else KLOSET_NEW_PASSPHRASE)."
     ),
-    lock_wait: float = typer.Option(0.0, "--lock-wait", help=LOCK_WAIT_HELP),
+    lock_wait: float = typer.Option(0.0, "--lock-wait", metavar="SECONDS", help=LOCK_WAIT_HELP),
 ) -> None:
     """Change the passphrase: the keys are rewrapped, no data is rewritten."""
     from kloset.keys_change import change_passphrase

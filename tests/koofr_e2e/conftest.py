@@ -1,9 +1,11 @@
 """End-to-end Koofr fixtures: an in-process emulator, rclone pointed at it, and the real CLI.
 
-Everything a user would do is done the way a user does it: rclone writes the Koofr tree, the
-remote reaches kloset through ``rclone config show | kloset source import``, and every kloset
-step is a fresh ``python -m kloset.cli.main`` process. The emulator runs in the test process so
-tests can read its request counters and inject faults between steps.
+Everything a user would do is done the way a user does it: the remote reaches kloset through
+``rclone config show|dump | kloset ROLE import``, every kloset step is a fresh
+``python -m kloset.cli.main`` process, and rclone judges what lands in Koofr. Trees whose
+names matter are uploaded by rclone; large or fault-test trees are written straight into the
+emulator's store (``koofrfs.emulator.sample.write_file``), which is much faster. The emulator
+runs in the test process so tests can read its request counters and inject faults between steps.
 
 Each test gets its own kloset config dir, cache dir and rclone config, so remotes, spools and
 caches never leak from one test into another (or from the developer's home into a test).

@@ -8,6 +8,7 @@ upload dropped half-way) happen in every run, whatever the dice say.
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 
@@ -37,8 +38,7 @@ def seed_tree(world: KoofrWorld, top: str, count: int = 120) -> dict[str, tuple[
 
 
 def write_local(root: Path, files: dict[str, tuple[bytes, int]]) -> None:
-    import os
-
+    """The same files on local disk, mtimes included, to compare restores against."""
     for rel, (data, ms) in files.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)

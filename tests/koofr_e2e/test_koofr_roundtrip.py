@@ -27,7 +27,6 @@ from .conftest import (
     assert_same_files,
     md5_hex,
     needs_rclone,
-    one_error_line,
 )
 
 pytestmark = [needs_rclone, pytest.mark.slow]
@@ -192,12 +191,15 @@ def test_incremental_backup_downloads_nothing(world: KoofrWorld) -> None:
     print(f"\n2000-file Koofr tree: first backup {first_s:.1f} s, unchanged {second_s:.1f} s")
 
 
-def test_case_only_collision_is_refused_not_overwritten(world: KoofrWorld) -> None:
-    """Koofr cannot hold ``README.md`` and ``readme.md`` side by side: say so, keep one whole."""
+def test_names_koofr_cannot_hold_are_refused_one_by_one(world: KoofrWorld) -> None:
+    """A case-sensitive disk's snapshot restored to Koofr: every name Koofr cannot hold is one
+    error line, the rest is restored, and nothing is silently overwritten."""
     src = world.tmp / "case-sensitive"
-    src.mkdir()
+    (src / "back\\slash dir").mkdir(parents=True)
+    (src / "back\\slash dir" / "inside.txt").write_bytes(b"never reached\n")
     (src / "README.md").write_bytes(b"upper\n")
     (src / "readme.md").write_bytes(b"lower, and longer\n")
+    (src / "bell\x07.txt").write_bytes(b"control character\n")
     (src / "other.txt").write_bytes(b"unrelated\n")
     world.add_rclone_remote("koofr")
     world.import_remote("destination", "koofr")
@@ -206,9 +208,12 @@ def test_case_only_collision_is_refused_not_overwritten(world: KoofrWorld) -> No
 
     for extra in ((), ("--overwrite",)):  # a rerun, even overwriting, must not flip the winner
         res = world.kloset("at", "store", "restore", *extra, "-to", "@koofr:/case", "latest")
-        assert res.returncode == 7
-        line = one_error_line(res.stderr)
-        assert "case-insensitive names" in line and "README.md" in line and "readme.md" in line
+        assert res.returncode == 7 and "Traceback" not in res.stderr
+        lines = sorted(line for line in res.stderr.splitlines() if line.strip())
+        assert len(lines) == 3, lines
+        assert "/back\\slash dir: cannot create directory: invalid Koofr name" in lines[0]
+        assert r"/bell\x07.txt: invalid Koofr name" in lines[1]  # shown escaped
+        assert "case-insensitive names" in lines[2] and "README.md" in lines[2], lines[2]
     kept = {e.name: e for e in world.emu.store.list("/case")}
     assert sorted(kept) in (["README.md", "other.txt"], ["other.txt", "readme.md"])
     winner = next(n for n in kept if n.lower() == "readme.md")

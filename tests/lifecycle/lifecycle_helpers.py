@@ -12,6 +12,7 @@ import random
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from kloset.check import check_store
@@ -169,3 +170,12 @@ def evolve(src: Path, rng: random.Random, step: int) -> None:
         with grown.open("ab") as fh:
             fh.write(rng.randbytes(50_000))
     write_tree(src / f"new{step}", rng, 4 * MB, prefix=f"s{step}-")
+
+
+def wait_for_lock(store: Path, proc, timeout: float = 20.0) -> None:
+    """Until the process holds its lock (its real work starts) or has exited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if any(".tmp-" not in n for n in os.listdir(store / "locks")):
+            return
+        time.sleep(0.002)
