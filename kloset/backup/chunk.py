@@ -8,7 +8,9 @@ upload never needs the source again.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +23,9 @@ from kloset.pack import BLOB_DATA, PackWriter, SealedPack
 from kloset.repository import Repository
 from kloset.source import Source
 
+PREFETCH_FILES = 8
+PREFETCH_BYTES = 64 * 1024 * 1024
+PREFETCH_MAX_FILE = 8 * 1024 * 1024
 GROUP_CHUNKS = 64
 GROUP_BYTES = 32 * 1024 * 1024
 
@@ -87,6 +92,13 @@ class _BatchChunker:
                 total += ch.length
         return ids, total
 
+    def buffer_chunks(self, data: bytes) -> tuple[list[bytes], int]:
+        """Chunk a file already fetched whole (small remote files, see `_prefetched`)."""
+        if len(data) <= self.min_size:
+            return ([self._add(data)] if data else []), len(data)
+        ids = [self._add(ch.data) for ch in self.cdc.cut_buf(data)]
+        return ids, len(data)
+
     def _add(self, data: bytes | memoryview) -> bytes:
         bid = self.repo.blob_id(data)
         self.chunks += 1
@@ -125,6 +137,45 @@ class _BatchChunker:
         return self.sealed
 
 
+def _read_whole(source: Source, relpath: str) -> bytes | BaseException:
+    try:
+        with source.open(relpath) as fh:
+            return bytes(fh.read())
+    except Exception as exc:  # noqa: BLE001 - handed back to the caller's error handling
+        return exc
+
+
+def _prefetched(
+    source: Source, items: list[Any], batch: list[int]
+) -> Iterator[tuple[int, str, bytes | BaseException | None]]:
+    """Yield the batch's files in order; for remote sources, small files arrive prefetched.
+
+    Reading a remote file costs a round trip before the first byte, so small files are fetched
+    PREFETCH_FILES at a time (bounded by PREFETCH_BYTES in flight) while earlier ones are chunked.
+    Large files (None) are streamed by the caller. Local files never go through here.
+    """
+    if source.local_path("") is not None:
+        for idx in batch:
+            yield idx, items[idx][0], None
+        return
+    with ThreadPoolExecutor(PREFETCH_FILES) as pool:
+        window: deque[tuple[int, str, Future[bytes | BaseException] | None, int]] = deque()
+        in_flight = 0
+        for idx in batch:
+            relpath, meta = items[idx][0], items[idx][1]
+            size = int(meta[3] or 0)
+            fut = pool.submit(_read_whole, source, relpath) if size <= PREFETCH_MAX_FILE else None
+            window.append((idx, relpath, fut, size if fut is not None else 0))
+            in_flight += size if fut is not None else 0
+            while window and (len(window) > PREFETCH_FILES or in_flight > PREFETCH_BYTES):
+                i, r, f, sz = window.popleft()
+                in_flight -= sz
+                yield i, r, f.result() if f is not None else None
+        while window:
+            i, r, f, _sz = window.popleft()
+            yield i, r, f.result() if f is not None else None
+
+
 def chunk_batch(
     repo: Repository,
     run_dir: str,
@@ -149,10 +200,15 @@ def chunk_batch(
     files: dict[int, list[Any]] = {}
     errors: list[tuple[str, str]] = []
     bytes_read = 0
-    for idx in plan["batches"][batch_no]:
-        relpath = items[idx][0]
+    for idx, relpath, fetched in _prefetched(source, items, plan["batches"][batch_no]):
         try:
-            ids, size = worker.file_chunks(source, relpath)
+            if isinstance(fetched, BaseException):
+                raise fetched
+            ids, size = (
+                worker.buffer_chunks(fetched)
+                if fetched is not None
+                else worker.file_chunks(source, relpath)
+            )
         except (OSError, ValueError) as exc:
             errors.append(("/" + relpath, f"cannot read: {getattr(exc, 'strerror', None) or exc}"))
             if on_file is not None:

@@ -227,7 +227,10 @@ def backup_text(s: dict[str, Any]) -> str:
         ("size", human_size(s["bytes"])),
         ("read", human_size(s["bytes_read"])),
         ("added", f"{human_size(s['bytes_added'])} (after dedup and compression)"),
-        ("dedup", f"{s['dedup_ratio']}x"),
+        (
+            "dedup",
+            f"{s['dedup_ratio']}x" if s["bytes_added"] else "everything was already stored",
+        ),
         ("errors", str(len(s["errors"]))),
         ("duration", f"{s['duration']:.1f} s"),
     ]
