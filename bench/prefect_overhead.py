@@ -166,7 +166,9 @@ def time_cli(store: Path, corpus: Path, workers: int) -> float:
     return time.perf_counter() - started
 
 
-def time_flow(store: Path, corpus: Path, runner: str, workers: int) -> tuple[float, int, float]:
+def time_flow(
+    store: Path, corpus: Path, runner: str, workers: int, **options: object
+) -> tuple[float, int, float]:
     """(seconds, task runs, seconds in the verify task) of one `backup_flow` run."""
     from pydantic import SecretStr
 
@@ -180,8 +182,8 @@ def time_flow(store: Path, corpus: Path, runner: str, workers: int) -> tuple[flo
         block,
         task_runner=runner,
         workers=workers,
-        verify_fraction=0.0,
         return_state=True,
+        **{"verify_fraction": 0.0, **options},
     )
     elapsed = time.perf_counter() - started
     if not state.is_completed():
@@ -206,13 +208,99 @@ def _task_runs(flow_run_id: object) -> tuple[int, float]:
     return asyncio.run(count())
 
 
+def per_task_cost(work: Path, corpus: Path, workers: int, quiet: float) -> None:
+    """Seconds each extra task run costs: the same (force-read) backup with few and with many
+    batches; the work is identical, only the number of `chunk`/`upload` tasks differs."""
+    store = work / "store-per-task"
+    new_store(store)
+    time_flow(store, corpus, "thread", workers)  # populate: later runs store nothing new
+    points = []
+    for batch_files in (20_000, 250, 20_000, 250):
+        wait_quiet(quiet)
+        seconds, runs, _ = time_flow(
+            store, corpus, "thread", workers, force_read=True, batch_files=batch_files
+        )
+        points.append((batch_files, seconds, runs))
+        print(f"per-task: batch_files={batch_files}: {seconds:.1f} s, {runs} task runs")
+    few = min(s for b, s, _ in points if b == 20_000), max(r for b, _, r in points if b == 20_000)
+    many = min(s for b, s, _ in points if b == 250), max(r for b, _, r in points if b == 250)
+    slope = (many[0] - few[0]) / max(1, many[1] - few[1])
+    print(
+        f"per-task cost: {slope * 1000:.0f} ms per task run "
+        f"({few[1]} runs: {few[0]:.1f} s; {many[1]} runs: {many[0]:.1f} s)"
+    )
+
+
+def compare(work: Path, corpus: Path, args: argparse.Namespace) -> None:
+    """CLI vs flows, first and incremental backup, `args.repeat` interleaved rounds."""
+    tools = ["cli", *(f"flow/{r}" for r in args.runners.split(",") if r)]
+    times: dict[str, list[tuple[float, float]]] = {t: [] for t in tools}
+    bare: dict[str, list[tuple[float, float]]] = {t: [] for t in tools}  # minus verify task
+    tasks: dict[str, str] = {t: "-" for t in tools}
+    # Interleaved (cli, flows, cli, flows, ...) so slow drifts hit every tool alike.
+    for rep in range(args.repeat):
+        for tool in tools:
+            store = work / f"store-{tool.replace('/', '-')}"
+            new_store(store)
+            result = []
+            for _ in ("first", "incremental"):
+                busy = wait_quiet(args.quiet_cores)
+                if tool == "cli":
+                    result.append((time_cli(store, corpus, args.workers), 0, 0.0))
+                else:
+                    result.append(time_flow(store, corpus, tool.split("/")[1], args.workers))
+            times[tool].append((result[0][0], result[1][0]))
+            bare[tool].append((result[0][0] - result[0][2], result[1][0] - result[1][2]))
+            if tool != "cli":
+                tasks[tool] = f"{result[0][1]} / {result[1][1]}"
+            print(
+                f"[{rep + 1}/{args.repeat}] {tool}: first {result[0][0]:.1f} s, "
+                f"incremental {result[1][0]:.1f} s (others used {busy:.2f} cores)",
+                flush=True,
+            )
+    # The machine is shared: other jobs only ever add time, so the fastest of N runs is the
+    # best estimate of each tool's own cost (every run is printed too, for the spread).
+    pick = min if args.stat == "min" else statistics.median
+    best = {t: (pick(a for a, _ in v), pick(b for _, b in v)) for t, v in times.items()}
+    net = {t: (pick(a for a, _ in v), pick(b for _, b in v)) for t, v in bare.items()}
+    for tool, runs in times.items():
+        print(
+            f"{tool}: first {[round(a, 1) for a, _ in runs]}, "
+            f"incremental {[round(b, 1) for _, b in runs]}"
+        )
+    base_first, base_again = best["cli"]
+    print(f"\n{args.stat} of {args.repeat} runs; in parentheses: without the verify task")
+    print("| run | first backup | vs CLI | incremental (no change) | vs CLI | task runs |")
+    print("|---|---|---|---|---|---|")
+    for tool in tools:
+        cells = []
+        for total, no_verify, base in zip(
+            best[tool], net[tool], (base_first, base_again), strict=True
+        ):
+            if tool == "cli":
+                cells += [f"{total:.1f} s", "1.00x"]
+            else:
+                cells += [
+                    f"{total:.1f} s ({no_verify:.1f} s)",
+                    f"{total / base:.2f}x ({no_verify / base:.2f}x)",
+                ]
+        print(f"| {tool} | {' | '.join(cells)} | {tasks[tool]} |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", help="directory to back up (default: copy of site-packages)")
     parser.add_argument("--work", default=str(HERE / ".work" / "prefect"), help="scratch dir")
     parser.add_argument("--runners", default="thread,process", help="flow task runners to time")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--repeat", type=int, default=3, help="runs per tool (median shown)")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds (0: skip the comparison)")
+    parser.add_argument(
+        "--stat",
+        choices=("min", "median"),
+        default="min",
+        help="how to summarise the rounds (default: the fastest run)",
+    )
+    parser.add_argument("--per-task", action="store_true", help="also measure cost per task run")
     parser.add_argument(
         "--quiet-cores",
         type=float,
@@ -234,67 +322,15 @@ def main() -> int:
     )
     server, url = start_server(home)
     os.environ["PREFECT_API_URL"] = url
-    tools = ["cli", *(f"flow/{r}" for r in args.runners.split(",") if r)]
-    times: dict[str, list[tuple[float, float]]] = {t: [] for t in tools}
-    verify: dict[str, list[tuple[float, float]]] = {t: [] for t in tools}
-    tasks: dict[str, str] = {}
     try:
-        # Interleaved (cli, flows, cli, flows, ...) so slow drifts hit every tool alike.
-        for rep in range(args.repeat):
-            for tool in tools:
-                store = work / f"store-{tool.replace('/', '-')}"
-                new_store(store)
-                result = []
-                for _ in ("first", "incremental"):
-                    busy = wait_quiet(args.quiet_cores)
-                    if tool == "cli":
-                        result.append((time_cli(store, corpus, args.workers), 0, 0.0))
-                    else:
-                        result.append(time_flow(store, corpus, tool.split("/")[1], args.workers))
-                times[tool].append((result[0][0], result[1][0]))
-                verify[tool].append((result[0][2], result[1][2]))
-                tasks[tool] = f"{result[0][1]} / {result[1][1]}" if tool != "cli" else "-"
-                print(
-                    f"[{rep + 1}/{args.repeat}] {tool}: first {result[0][0]:.1f} s, "
-                    f"incremental {result[1][0]:.1f} s (others used {busy:.2f} cores)",
-                    flush=True,
-                )
+        if args.repeat:
+            compare(work, corpus, args)
+        if args.per_task:
+            per_task_cost(work, corpus, args.workers, args.quiet_cores)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(30)
-    # The machine is shared: other jobs only ever add time, so the fastest of N runs is the
-    # best estimate of each tool's own cost (all runs are printed too, for the spread).
-    pick = min if args.stat == "min" else statistics.median
-    med = {t: (pick(a for a, _ in v), pick(b for _, b in v)) for t, v in times.items()}
-    # Flow time minus its verify task, run by run (the CLI does not verify).
-    net = {
-        t: (
-            pick(a - va for (a, _), (va, _) in zip(v, verify[t], strict=True)),
-            pick(b - vb for (_, b), (_, vb) in zip(v, verify[t], strict=True)),
-        )
-        for t, v in times.items()
-    }
-    for tool, runs in times.items():
-        print(
-            f"{tool}: first {[round(a, 1) for a, _ in runs]}, "
-            f"incremental {[round(b, 1) for _, b in runs]}"
-        )
-    base_first, base_again = med["cli"]
-    print(f"\n{args.stat} of {args.repeat} runs; in parentheses: without the verify task")
-    print("| run | first backup | vs CLI | incremental (no change) | vs CLI | task runs |")
-    print("|---|---|---|---|---|---|")
-    for tool in tools:
-        (first, again), (n1, n2) = med[tool], net[tool]
-        cells = []
-        for total, bare, base in ((first, n1, base_first), (again, n2, base_again)):
-            if tool != "cli":
-                cells += [
-                    f"{total:.1f} s ({bare:.1f} s)",
-                    f"{total / base:.2f}x ({bare / base:.2f}x)",
-                ]
-            else:
-                cells += [f"{total:.1f} s", f"{total / base:.2f}x"]
-        print(f"| {tool} | {' | '.join(cells)} | {tasks[tool]} |")
+        shutil.rmtree(home, ignore_errors=True)
     return 0
 
 
