@@ -9,6 +9,8 @@ Argon2id from the passphrase, so changing the passphrase never rewrites data.
 from __future__ import annotations
 
 import os
+import threading
+import time
 from dataclasses import dataclass
 
 import blake3
@@ -22,6 +24,10 @@ from kloset.errors import CorruptObject, WrongPassphrase
 NONCE_SIZE = 12
 TAG_SIZE = 16
 ID_SIZE = 32
+
+# OpenSSL's Argon2 draws its lanes from a small shared thread pool and reports an exhausted
+# pool as MemoryError, so concurrent derivations in one process (UI, Prefect threads) must queue.
+_KDF_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,23 @@ class KdfParams:
             lanes=self.lanes,
             memory_cost=self.memory_kib,
         )
-        return kdf.derive(passphrase.encode("utf-8"))
+        secret = passphrase.encode("utf-8")
+        for attempt in range(3):
+            try:
+                with _KDF_LOCK:
+                    return kdf.derive(secret)
+            except MemoryError:
+                if attempt == 2:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+                kdf = Argon2id(
+                    salt=self.salt,
+                    length=32,
+                    iterations=self.iterations,
+                    lanes=self.lanes,
+                    memory_cost=self.memory_kib,
+                )
+        raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
