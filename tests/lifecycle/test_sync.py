@@ -155,7 +155,7 @@ def test_kill_sync_loop(two_versions, tmp_path: Path) -> None:
     rng = random.Random(11)
     kills = rounds = 0
     scale = 0.9  # adapts when runs finish before their kill (timing differs per machine)
-    while kills < 4 and rounds < 14:
+    while kills < 4 and rounds < 30:
         rounds += 1
         dst = tmp_path / f"dst{rounds}"
         new_store(dst)
