@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SOURCE = Path("/root/.pyenv/versions/3.11.7/lib/python3.11/site-packages")
@@ -199,9 +200,15 @@ def _task_runs(flow_run_id: object) -> tuple[int, float]:
 
     async def count() -> tuple[int, float]:
         async with get_client() as client:
-            runs = await client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-            )
+            runs: list[Any] = []
+            while True:  # the API returns at most 200 per call
+                page = await client.read_task_runs(
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+                    offset=len(runs),
+                )
+                runs += page
+                if len(page) < 200:
+                    break
         verify = sum(r.total_run_time.total_seconds() for r in runs if r.name.startswith("verify"))
         return len(runs), verify
 

@@ -10,6 +10,8 @@ snapshot header last).
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from prefect import task
@@ -29,12 +31,29 @@ from kloset.backup import (
 )
 from kloset.backup import commit_snapshot as engine_commit
 from kloset.backup import upload_batch as engine_upload
+from kloset.backup.plan import load_plan
 from kloset.check import verify_snapshot
 from kloset.errors import StoreNotFound
 from kloset_tasks.spec import LocationParam, backup_spool_root, open_repo
 
 # Jitter spreads retries of parallel batches so they do not hit Koofr in lockstep.
 _JITTER = 0.5
+_plans: OrderedDict[str, dict[str, Any]] = OrderedDict()
+_plans_lock = threading.Lock()
+
+
+def _plan(run_dir: str) -> dict[str, Any]:
+    """The run's plan, decoded once per process: it never changes after `enumerate`, and
+    decoding it (every file of the source) per `chunk` task would cost more than Prefect."""
+    with _plans_lock:
+        plan = _plans.get(run_dir)
+    if plan is None:
+        plan = load_plan(run_dir)
+        with _plans_lock:
+            _plans[run_dir] = plan
+            while len(_plans) > 2:
+                _plans.popitem(last=False)
+    return plan
 
 
 @task(
@@ -84,7 +103,7 @@ def chunk(store: KlosetRepository, source: LocationParam, run_dir: str, batch: i
     """
     repo = open_repo(store, refresh=True)
     src = block_locations.open_source(source)
-    return chunk_batch(repo, run_dir, batch, source=src)
+    return chunk_batch(repo, run_dir, batch, source=src, plan=_plan(run_dir))
 
 
 @task(

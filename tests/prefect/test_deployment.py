@@ -152,3 +152,27 @@ def test_deploy_and_run_nightly_backup_on_a_process_worker(
     assert summary.key == "kloset-backup-nightly-koofr-backup-summary"
     assert snapshot["id"] in summary.data and "| **Status** | Completed |" in summary.data
     assert {a.type for a in found} >= {"markdown", "table", "progress"}
+
+
+def test_serve_style_deployment_keeps_block_references(prefect_harness: None) -> None:
+    """docs/PREFECT.md's `flow.serve` recipe: parameters are block references, not blocks."""
+    from prefect.client.orchestration import get_client
+
+    from flows import backup_flow
+
+    def ref(slug: str) -> dict[str, Any]:
+        return {"$ref": {"block_document_slug": slug}}
+
+    params = {"source": ref("koofr-storage/photos"), "store": ref("kloset-repository/vault")}
+    deployment = backup_flow.to_deployment(
+        name="serve-recipe", cron="30 2 * * *", parameters={**params, "tags": ["nightly"]}
+    )
+    deployment_id = deployment.apply()
+
+    async def read() -> Any:
+        async with get_client() as client:
+            return await client.read_deployment(deployment_id)
+
+    stored = asyncio.run(read())
+    assert stored.parameters == {**params, "tags": ["nightly"]}
+    assert stored.schedules and stored.schedules[0].schedule.cron == "30 2 * * *"
