@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from kloset.globs import translate
+
 
 @lru_cache(maxsize=1024)
 def _compile(pattern: str) -> tuple[re.Pattern[str], bool, bool]:
@@ -17,36 +19,7 @@ def _compile(pattern: str) -> tuple[re.Pattern[str], bool, bool]:
     pat = pattern.rstrip("/")
     anchored = "/" in pat
     pat = pat.lstrip("/")
-    out = []
-    i = 0
-    while i < len(pat):
-        c = pat[i]
-        if pat.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-            continue
-        if pat.startswith("**", i):
-            out.append(".*")
-            i += 2
-            continue
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[":
-            j = pat.find("]", i + 1)
-            if j == -1:
-                out.append(re.escape(c))
-            else:
-                body = pat[i + 1 : j].replace("\\", "\\\\")
-                if body.startswith("!"):
-                    body = "^" + body[1:]
-                out.append(f"[{body}]")
-                i = j
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return re.compile("".join(out) + r"(?:/.*)?\Z", re.DOTALL), anchored, dir_only
+    return re.compile(translate(pat) + r"(?:/.*)?\Z", re.DOTALL), anchored, dir_only
 
 
 class Excluder:

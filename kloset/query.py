@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from kloset.globs import translate
 from kloset.repository import Repository
 from kloset.snapshot import SnapshotHeader
 from kloset.tree import Entry
@@ -51,37 +52,8 @@ class FindMatch:
 
 def glob_regex(pattern: str, *, ignore_case: bool = False) -> re.Pattern[str]:
     """Shell-style glob: `*` and `?` stay within one name, `**` crosses `/`, `[...]` classes."""
-    out: list[str] = []
-    i = 0
-    while i < len(pattern):
-        c = pattern[i]
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-            continue
-        if pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-            continue
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[":
-            j = pattern.find("]", i + 2 if pattern[i + 1 : i + 2] in ("!", "]") else i + 1)
-            if j == -1:
-                out.append(re.escape(c))
-            else:
-                body = pattern[i + 1 : j].replace("\\", "\\\\")
-                if body.startswith("!"):
-                    body = "^" + body[1:]
-                out.append(f"[{body}]")
-                i = j
-        else:
-            out.append(re.escape(c))
-        i += 1
     flags = re.DOTALL | (re.IGNORECASE if ignore_case else 0)
-    return re.compile("".join(out) + r"\Z", flags)
+    return re.compile(translate(pattern) + r"\Z", flags)
 
 
 class Matcher:
