@@ -32,6 +32,31 @@ def _load_commands() -> None:
                 raise
 
 
+def _hoist_store_options(argv: list[str]) -> list[str]:
+    """Let `--passphrase-file F` stand anywhere after `at STORE`, not only before STORE.
+
+    click stops parsing group options at the first positional (STORE), so the option is moved
+    next to `at`, where the group reads it; every verb sees it through the store context.
+    """
+    if not argv or argv[0] != "at" or "--" in argv:
+        return argv
+    rest = list(argv[1:])
+    hoisted: list[str] = []
+    i = 0
+    while i < len(rest):
+        arg = rest[i]
+        if arg == "--passphrase-file" and i + 1 < len(rest):
+            hoisted += rest[i : i + 2]
+            del rest[i : i + 2]
+            continue
+        if arg.startswith("--passphrase-file="):
+            hoisted.append(arg)
+            del rest[i]
+            continue
+        i += 1
+    return ["at", *hoisted, *rest]
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
@@ -42,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     _load_commands()
     debug = bool(os.environ.get("KLOSET_DEBUG"))
     try:
-        rv = app(args=argv, prog_name="kloset", standalone_mode=False)
+        args = _hoist_store_options(list(sys.argv[1:] if argv is None else argv))
+        rv = app(args=args, prog_name="kloset", standalone_mode=False)
         return int(rv or 0) if isinstance(rv, int) else 0
     # Typer ≥ 0.20 vendors its own click: its exceptions are not click's.
     except (click.exceptions.Exit, typer.Exit) as exc:
