@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -46,6 +48,8 @@ class Storage:
         self.fs = fs
         self.root = root.rstrip("/") if root not in ("/", "") else root
         self.local = _is_local(fs)
+        self._fds: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        self._fd_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Storage({type(self.fs).__name__}, {self.root!r})"
@@ -82,16 +86,53 @@ class Storage:
         if offset < 0 or length < 0:
             raise CorruptObject(f"{name}: bad range ({length} bytes at {offset})")
         if self.local:
-            with open(self.path(name), "rb") as fh:
-                # A lying index must not make us allocate a huge buffer for a short file.
-                if offset + length > os.fstat(fh.fileno()).st_size:
-                    raise CorruptObject(f"{name}: truncated (wanted {length} bytes at {offset})")
-                data = os.pread(fh.fileno(), length, offset)
+            fd, size = self._open_pack(name)
+            # A lying index must not make us allocate a huge buffer for a short file.
+            if offset + length > size:
+                raise CorruptObject(f"{name}: truncated (wanted {length} bytes at {offset})")
+            data = os.pread(fd, length, offset)
         else:
             data = bytes(self.fs.cat_file(self.path(name), start=offset, end=offset + length))
         if len(data) != length:
             raise CorruptObject(f"{name}: truncated (wanted {length} bytes at {offset})")
         return data
+
+    def _open_pack(self, name: str) -> tuple[int, int]:
+        """(fd, size) of a local object, kept open: packs are immutable once named, and a
+        restore or an incremental backup reads thousands of blobs from a few packs."""
+        with self._fd_lock:
+            hit = self._fds.get(name)
+            if hit is not None:
+                self._fds.move_to_end(name)
+                return hit
+            fd = os.open(self.path(name), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            entry = (fd, os.fstat(fd).st_size)
+            self._fds[name] = entry
+            while len(self._fds) > 64:
+                _old, (old_fd, _size) = self._fds.popitem(last=False)
+                os.close(old_fd)
+            return entry
+
+    def close(self) -> None:
+        with self._fd_lock:
+            for fd, _size in self._fds.values():
+                os.close(fd)
+            self._fds.clear()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # interpreter shutdown
+            self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Sent to other processes (Prefect, Dask): open descriptors and locks stay here.
+        state = self.__dict__.copy()
+        state["_fds"] = OrderedDict()
+        del state["_fd_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._fd_lock = threading.Lock()
 
     def size(self, name: str) -> int:
         if self.local:
