@@ -403,6 +403,58 @@ def copy_tree(src: Path, dst: Path) -> None:
     subprocess.run(["cp", "-a", str(src), str(dst)], check=True)
 
 
+MetaManifest = dict[str, tuple[object, ...]]
+
+
+def meta_manifest(root: Path) -> MetaManifest:
+    """Path -> (kind, size, mtime_ns) or ("l", target): a stat-only view, cheap to compare."""
+    out: MetaManifest = {}
+    for rel, de in iter_tree(root):
+        if de.is_symlink():
+            out[rel] = ("l", os.readlink(de.path))
+        elif de.is_dir(follow_symlinks=False):
+            out[rel] = ("d",)
+        else:
+            st = de.stat(follow_symlinks=False)
+            out[rel] = ("f", st.st_size, st.st_mtime_ns)
+    return out
+
+
+def revert_tree(tree: Path, corpus: Path, want: MetaManifest) -> int:
+    """Make `tree` equal to `corpus` again by undoing only what differs; returns paths fixed.
+
+    Why not delete the tree and copy it afresh: on this machine's journal-less ext4, creating
+    files within ~5 minutes of deleting many others is up to 4x slower in the kernel (inode
+    allocation skips "recently deleted" inodes one buffer lookup at a time: `recently_deleted`
+    in fs/ext4/ialloc.c). A fresh 55k-file copy per tool would make the next measured restore
+    pay for it. Undoing the change set touches ~1,200 files instead.
+    """
+    have = meta_manifest(tree)
+    fixed = 0
+    for rel in sorted(set(have) - set(want), key=lambda r: r.count("/"), reverse=True):
+        path = tree / rel
+        if have[rel][0] == "d":
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+        fixed += 1
+    for rel in sorted(want, key=lambda r: r.count("/")):
+        if have.get(rel) == want[rel]:
+            continue
+        src, dst = corpus / rel, tree / rel
+        if want[rel][0] == "d":
+            dst.mkdir(exist_ok=True)
+            shutil.copystat(src, dst)
+        elif want[rel][0] == "l":
+            if dst.is_symlink() or dst.exists():
+                dst.unlink()
+            os.symlink(os.readlink(src), dst)
+        else:
+            shutil.copy2(src, dst)  # rewrites the same inode: content, mode and mtime
+        fixed += 1
+    return fixed
+
+
 def du_bytes(path: Path) -> int:
     """Apparent size of everything below `path` (what the store really holds)."""
     if not path.exists():
@@ -635,20 +687,30 @@ class ToolRun:
 
 
 def bench_tool(
-    tool: Tool, corpus: Path, work: Path, rep: int, args: argparse.Namespace
+    tool: Tool, corpus: Path, work: Path, rep: int, args: argparse.Namespace, want: MetaManifest
 ) -> tuple[ToolRun, ChangeSet]:
-    """Fresh tree, fresh repo: first backup, change set, incremental, restore, verify."""
+    """Pristine tree, fresh repo: first backup, change set, incremental, restore, verify.
+
+    Nothing big is deleted here (see `revert_tree`): restore targets are parked under
+    `work/restores` and removed at the end of the whole run.
+    """
     base = work / "runs" / f"{tool.name}-{rep}"
     shutil.rmtree(base, ignore_errors=True)
     te = ToolEnv(base, base / "repo", base / "cache", base / "tmp", base / "commands.log")
     for d in (te.cache, te.tmp):
         d.mkdir(parents=True)
     tree = work / "tree"  # one path for every tool, so absolute paths in metadata are equal
-    target = base / "restore"
+    target = work / "restores" / f"{tool.name}-{rep}"
+    shutil.rmtree(target, ignore_errors=True)
     env = tool.env(te)
 
     log(f"[{tool.name} #{rep}] preparing tree")
-    copy_tree(corpus, tree)
+    if tree.is_dir():
+        revert_tree(tree, corpus, want)
+    else:
+        copy_tree(corpus, tree)
+    if meta_manifest(tree) != want:
+        raise RuntimeError(f"{tree} differs from the corpus after reverting it")
     sync()
     warm(tree)
 
@@ -685,7 +747,7 @@ def bench_tool(
     store_final = du_bytes(te.repo)
     log(f"[{tool.name} #{rep}] incremental {phases['incremental'].wall_s:.1f}s")
 
-    target.mkdir()
+    target.mkdir(parents=True)
     cmd, cwd = tool.restore_cmd(te, target, "second")
     log(f"[{tool.name} #{rep}] restore")
     phases["restore"] = measure(cmd, cwd)
@@ -704,12 +766,30 @@ def bench_tool(
         tree_digest=manifest_digest(expected),
         verification=verification,
     )
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.rmtree(tree, ignore_errors=True)
     if not args.keep:
+        # A repository is a few hundred files at most: deleting it now costs nothing later.
         shutil.rmtree(te.repo, ignore_errors=True)
         shutil.rmtree(te.cache, ignore_errors=True)
     return run, changes
+
+
+def cleanup(work: Path, keep: bool) -> None:
+    """Remove the working tree and parked restores, after all measurements."""
+    if keep:
+        return
+    shutil.rmtree(work / "restores", ignore_errors=True)
+    shutil.rmtree(work / "tree", ignore_errors=True)
+
+
+def check_space(work: Path, corpus_bytes: int, copies: int) -> None:
+    """Fail early rather than fill the disk halfway through (restores are kept to the end)."""
+    need = int(corpus_bytes * 1.2) * copies
+    free = shutil.disk_usage(work).free
+    if free < need:
+        raise SystemExit(
+            f"need ~{need / 2**30:.1f} GiB free in {work} for {copies} copies of the corpus, "
+            f"have {free / 2**30:.1f} GiB (use fewer --tools/--repeat or another --work)"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -722,7 +802,8 @@ class Summary:
     tool: str
     wall: dict[str, float]
     wall_range: dict[str, tuple[float, float]]
-    cpu: dict[str, float]
+    user: dict[str, float]
+    sys: dict[str, float]
     maxrss_mib: dict[str, float]
     tree_pss_mib: dict[str, float]
     store_first: int
@@ -737,12 +818,13 @@ class Summary:
 def summarize(runs: list[ToolRun]) -> Summary:
     """Median times (robust to one noisy run), maximum memory (the budget is a maximum)."""
     tool = runs[0].tool
-    wall, rng, cpu, rss, pss, bg = {}, {}, {}, {}, {}, {}
+    wall, rng, user, sys_, rss, pss, bg = {}, {}, {}, {}, {}, {}, {}
     for ph in MEASURED:
         walls = [r.phases[ph].wall_s for r in runs]
         wall[ph] = statistics.median(walls)
         rng[ph] = (min(walls), max(walls))
-        cpu[ph] = statistics.median(r.phases[ph].user_s + r.phases[ph].sys_s for r in runs)
+        user[ph] = statistics.median(r.phases[ph].user_s for r in runs)
+        sys_[ph] = statistics.median(r.phases[ph].sys_s for r in runs)
         rss[ph] = max(r.phases[ph].maxrss_kib for r in runs) / 1024
         pss[ph] = max(r.phases[ph].tree_pss_kib for r in runs) / 1024
         bg[ph] = max(r.phases[ph].background_cores for r in runs)
@@ -750,7 +832,8 @@ def summarize(runs: list[ToolRun]) -> Summary:
         tool=tool,
         wall=wall,
         wall_range=rng,
-        cpu=cpu,
+        user=user,
+        sys=sys_,
         maxrss_mib=rss,
         tree_pss_mib=pss,
         store_first=int(statistics.median(r.store_first for r in runs)),
@@ -778,17 +861,17 @@ def render_table(summaries: list[Summary]) -> str:
     head = ["measure", *tools] + [f"kloset/{o}" for o in others]
     rows: list[list[str]] = []
 
-    def row(label: str, values: dict[str, float], fmt: str) -> None:
+    def row(label: str, values: dict[str, float], fmt: str, ratios: bool = True) -> None:
         cells = [label] + [fmt.format(values[t]) for t in tools]
-        cells += [_ratio(values["kloset"], values[o]) for o in others]
+        cells += [_ratio(values["kloset"], values[o]) if ratios else "" for o in others]
         rows.append(cells)
 
     for ph in MEASURED:
         row(f"{PHASE_LABEL[ph]}: wall time (s)", {t: by[t].wall[ph] for t in tools}, "{:.2f}")
     for ph in MEASURED:
-        row(
-            f"{PHASE_LABEL[ph]}: CPU time user+sys (s)", {t: by[t].cpu[ph] for t in tools}, "{:.2f}"
-        )
+        row(f"{PHASE_LABEL[ph]}: user CPU (s)", {t: by[t].user[ph] for t in tools}, "{:.2f}")
+    for ph in MEASURED:
+        row(f"{PHASE_LABEL[ph]}: system CPU (s)", {t: by[t].sys[ph] for t in tools}, "{:.2f}")
     for ph in MEASURED:
         row(
             f"{PHASE_LABEL[ph]}: peak RSS, largest process (MiB)",
@@ -818,6 +901,7 @@ def render_table(summaries: list[Summary]) -> str:
             f"{PHASE_LABEL[ph]}: CPU used by other processes meanwhile (cores, max)",
             {t: by[t].background[ph] for t in tools},
             "{:.2f}",
+            ratios=False,
         )
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -1076,15 +1160,27 @@ def main(argv: list[str] | None = None) -> int:
     for v in versions.values():
         log(v)
 
+    leftovers = [p for p in (work / "restores", work / "tree") if p.exists()]
+    if leftovers:
+        log("removing leftovers of an earlier run (restores measured soon after may be slower)")
+        for p in leftovers:
+            shutil.rmtree(p, ignore_errors=True)
+        sync()
+    check_space(work, int(corpus_desc["bytes"]), len(tools) * args.repeat + 2)
+    want = meta_manifest(corpus)
+
     runs: dict[str, list[ToolRun]] = {t.name: [] for t in tools}
     changes: ChangeSet | None = None
-    for rep in range(args.repeat):
-        for tool in tools:
-            run, cs = bench_tool(tool, corpus, work, rep, args)
-            runs[tool.name].append(run)
-            if changes is not None and cs != changes:
-                raise RuntimeError("change set differs between tools: the benchmark is not fair")
-            changes = cs
+    try:
+        for rep in range(args.repeat):
+            for tool in tools:
+                run, cs = bench_tool(tool, corpus, work, rep, args, want)
+                runs[tool.name].append(run)
+                if changes is not None and cs != changes:
+                    raise RuntimeError("change set differs between tools: the benchmark is unfair")
+                changes = cs
+    finally:
+        cleanup(work, args.keep)
     assert changes is not None
 
     digests = {r.tree_digest for rs in runs.values() for r in rs}
