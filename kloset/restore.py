@@ -19,6 +19,7 @@ from kloset.backup import spool
 from kloset.destination import Destination, FsspecDestination, LocalDestination, safe_parts
 from kloset.errors import KlosetError, LocationError, UnsafePath
 from kloset.fetch import fetch_blobs
+from kloset.gcpause import fewer_collections
 from kloset.repository import Repository
 from kloset.snapshot import SnapshotHeader
 from kloset.tree import Entry
@@ -198,8 +199,18 @@ def restore_batch(
         except Exception as exc:  # noqa: BLE001 - remote destinations raise their own errors
             return rel, 0, None, str(exc)
 
+    def write_group(
+        group: list[tuple[str, Entry]],
+    ) -> list[tuple[str, int, str | None, str | None]]:
+        return [write(item) for item in group]
+
+    # Files go to the threads in groups: one future per file costs more GIL time than the
+    # small files themselves take to write.
+    step = max(1, min(64, len(todo) // (4 * max(1, threads)) or 1))
+    groups = [todo[i : i + step] for i in range(0, len(todo), step)]
     with ThreadPoolExecutor(max(1, threads)) as pool:
-        for rel, size, digest, err in pool.map(write, todo):
+        results = (r for rs in pool.map(write_group, groups) for r in rs)
+        for rel, size, digest, err in results:
             if err is not None:
                 result.errors.append(("/" + rel, err))
             else:
@@ -272,7 +283,7 @@ def run_restore(
     if lock:
         from kloset.locks import store_lock
 
-        with store_lock(repo, False, "restore", required=False):
+        with store_lock(repo, False, "restore", required=False), fewer_collections():
             return run_restore(
                 repo,
                 header,
@@ -288,6 +299,8 @@ def run_restore(
     started = time.perf_counter()
     emit = progress or (lambda _e, _d: None)
     spool_root = spool_root or tempfile.gettempdir()
+    if isinstance(dest, LocalDestination):
+        dest.hash_written = False  # nothing reads the MD5s on this path (see LocalDestination)
     plan = plan_restore(repo, header, path, dest, spool_root)
     emit("planned", {"plan": plan})
     data = spool.read_msgpack(spool.plan_path(plan.run_dir))

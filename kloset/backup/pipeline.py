@@ -21,6 +21,7 @@ from kloset.backup.claims import Claims, LocalClaims
 from kloset.backup.commit import CommitResult, commit_snapshot
 from kloset.backup.plan import BackupOptions, EnumerateResult, enumerate_source, load_plan
 from kloset.backup.upload import upload_batch
+from kloset.gcpause import fewer_collections
 from kloset.repository import Repository, default_spool_dir
 from kloset.source import Source
 
@@ -86,7 +87,7 @@ def run_backup(
     if lock:
         from kloset.locks import store_lock
 
-        with store_lock(repo, False, "backup"):
+        with store_lock(repo, False, "backup"), fewer_collections():
             return run_backup(
                 repo,
                 source,
