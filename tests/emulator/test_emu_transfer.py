@@ -256,8 +256,15 @@ def test_chunked_decoding_and_atomic_abandoned_upload(
     reply = _raw_chunked_upload(koofr_emulator, "whole.txt", send_all=True)
     assert reply.startswith(b"HTTP/1.1 200")
     assert api.get("/whole.txt").content == b"hello world"
+    puts_before = koofr_emulator.counters.get("files/put", 0)
     _raw_chunked_upload(koofr_emulator, "half.txt", send_all=False)
-    deadline = time.monotonic() + 5
+    # Wait until the server has taken the request, then until it has discarded the staging file
+    # (an empty staging dir seen before the request arrived would prove nothing).
+    deadline = time.monotonic() + 10
+    while (
+        time.monotonic() < deadline and koofr_emulator.counters.get("files/put", 0) <= puts_before
+    ):
+        time.sleep(0.02)
     while time.monotonic() < deadline and not _staging_empty(koofr_emulator):
         time.sleep(0.02)
     assert api.info("/half.txt").status_code == 404
