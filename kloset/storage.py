@@ -14,12 +14,25 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
 
 from kloset.errors import CorruptObject, KlosetError
+
+
+def _info_mtime(info: dict[str, Any]) -> float | None:
+    """Seconds since the epoch from whatever an fsspec backend reports, None if nothing."""
+    for key in ("mtime", "modified", "created", "LastModified", "last_modified"):
+        val = info.get(key)
+        if isinstance(val, datetime):
+            return val.timestamp()
+        if isinstance(val, int | float) and val > 0:
+            # Koofr's `modified` is in milliseconds; anything after year 2400 in seconds is.
+            return float(val) / 1000.0 if val > 1e11 else float(val)
+    return None
 
 
 def _is_local(fs: AbstractFileSystem) -> bool:
@@ -141,8 +154,16 @@ class Storage:
 
     def list(self, directory: str) -> list[tuple[str, int]]:
         """(name relative to root, size) of files under `directory`, recursively."""
+        return [(name, size) for name, size, _mtime in self.list_detailed(directory)]
+
+    def list_detailed(self, directory: str) -> list[tuple[str, int, float | None]]:
+        """(name, size, mtime or None) of files under `directory`: a fresh listing, no cache.
+
+        A folder that cannot be listed raises instead of looking empty: prune and repair
+        decide what to delete from this.
+        """
         base = self.path(directory)
-        out: list[tuple[str, int]] = []
+        out: list[tuple[str, int, float | None]] = []
         if self.local:
             if not os.path.isdir(base):
                 return out
@@ -150,12 +171,13 @@ class Storage:
                 for fname in files:
                     full = os.path.join(dirpath, fname)
                     try:
-                        size = os.stat(full).st_size
+                        st = os.stat(full)
                     except FileNotFoundError:
                         continue  # another writer's temporary file, renamed while we listed
                     rel = os.path.relpath(full, self.root if self.root else ".")
-                    out.append((rel.replace(os.sep, "/"), size))
+                    out.append((rel.replace(os.sep, "/"), st.st_size, st.st_mtime))
             return sorted(out)
+        self.fs.invalidate_cache(base)
         # fsspec's generic find walks folder by folder and drops the ones it cannot list;
         # backends with their own find (s3fs: one flat listing) raise and take no on_error.
         strict = {"on_error": _raise_unless_missing} if _generic_find(self.fs) else {}
@@ -169,8 +191,8 @@ class Storage:
                 continue
             stripped = self.fs._strip_protocol(full)
             rel = stripped[len(prefix) :].lstrip("/") if prefix else stripped.lstrip("/")
-            out.append((rel, int(info.get("size") or 0)))
-        return sorted(out)
+            out.append((rel, int(info.get("size") or 0), _info_mtime(info)))
+        return sorted(out, key=lambda t: t[0])
 
     def iter_names(self, directory: str) -> Iterator[str]:
         for name, _size in self.list(directory):

@@ -8,12 +8,9 @@ according to its own header. Sealed blobs are read by coalesced byte ranges, nev
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
 from kloset.errors import CorruptObject, KlosetError
 from kloset.pack import TRAILER, BlobEntry, decode_header, parse_trailer
@@ -45,47 +42,9 @@ class StoredObject:
         return age is not None and age >= seconds
 
 
-def _info_mtime(info: dict[str, Any]) -> float | None:
-    for key in ("mtime", "modified", "created", "LastModified", "last_modified"):
-        val = info.get(key)
-        if isinstance(val, datetime):
-            return val.timestamp()
-        if isinstance(val, int | float) and val > 0:
-            # Koofr's `modified` is in milliseconds; anything after year 2400 in seconds is.
-            return float(val) / 1000.0 if val > 1e11 else float(val)
-    return None
-
-
 def list_objects(storage: Storage, directory: str) -> list[StoredObject]:
     """A fresh listing (no directory cache) of every file under `directory`, with mtimes."""
-    base = storage.path(directory)
-    out: list[StoredObject] = []
-    if storage.local:
-        if not os.path.isdir(base):
-            return out
-        for dirpath, _dirs, files in os.walk(base):
-            for fname in files:
-                full = os.path.join(dirpath, fname)
-                try:
-                    st = os.stat(full)
-                except FileNotFoundError:
-                    continue  # deleted while we walked: it is gone either way
-                rel = os.path.relpath(full, storage.root or ".").replace(os.sep, "/")
-                out.append(StoredObject(rel, st.st_size, st.st_mtime))
-        return sorted(out, key=lambda o: o.name)
-    storage.fs.invalidate_cache(base)
-    try:
-        found: dict[str, Any] = storage.fs.find(base, detail=True)
-    except FileNotFoundError:
-        return out
-    prefix = storage.fs._strip_protocol(storage.root).rstrip("/")
-    for full, info in found.items():
-        if info.get("type") == "directory":
-            continue
-        stripped = storage.fs._strip_protocol(full)
-        rel = stripped[len(prefix) :].lstrip("/") if prefix else stripped.lstrip("/")
-        out.append(StoredObject(rel, int(info.get("size") or 0), _info_mtime(info)))
-    return sorted(out, key=lambda o: o.name)
+    return [StoredObject(n, size, mtime) for n, size, mtime in storage.list_detailed(directory)]
 
 
 def pack_id_of(name: str) -> bytes | None:
