@@ -92,6 +92,31 @@ class RetentionPolicy:
     tags: list[str] = field(default_factory=list)
     within: Within | None = None
 
+    @classmethod
+    def from_keep(
+        cls,
+        *,
+        last: int = 0,
+        hourly: int = 0,
+        daily: int = 0,
+        weekly: int = 0,
+        monthly: int = 0,
+        yearly: int = 0,
+        tags: list[str] | None = None,
+        within: str | None = None,
+    ) -> RetentionPolicy:
+        """The policy from user-facing `keep-*` options (CLI flags, flow and task parameters)."""
+        return cls(
+            last=last,
+            hourly=hourly,
+            daily=daily,
+            weekly=weekly,
+            monthly=monthly,
+            yearly=yearly,
+            tags=list(tags or []),
+            within=Within.parse(within) if within else None,
+        )
+
     def __post_init__(self) -> None:
         for name in ("last", "hourly", "daily", "weekly", "monthly", "yearly"):
             if getattr(self, name) < -1:

@@ -16,7 +16,7 @@ from blocks import KlosetRepository
 from kloset.check import check_store
 from kloset.prune import PruneOptions
 from kloset.prune import prune as engine_prune
-from kloset.retention import RetentionPolicy, Within
+from kloset.retention import RetentionPolicy
 from kloset_tasks.spec import open_repo
 
 
@@ -65,15 +65,15 @@ def prune(
     Takes the store's exclusive lock itself (a dry run only a shared one), so it waits for
     no one and never runs beside a backup.
     """
-    policy = RetentionPolicy(
+    policy = RetentionPolicy.from_keep(
         last=keep_last,
         hourly=keep_hourly,
         daily=keep_daily,
         weekly=keep_weekly,
         monthly=keep_monthly,
         yearly=keep_yearly,
-        tags=list(keep_tag or []),
-        within=Within.parse(keep_within) if keep_within else None,
+        tags=keep_tag,
+        within=keep_within,
     )
     options = PruneOptions(
         policy=policy,

@@ -79,17 +79,17 @@ def prune(
     packs, and mostly unused ones by repacking). Without --keep-* only unused data goes."""
     from kloset.prune import PruneOptions
     from kloset.prune import prune as run_prune
-    from kloset.retention import RetentionPolicy, Within
+    from kloset.retention import RetentionPolicy
 
-    policy = RetentionPolicy(
+    policy = RetentionPolicy.from_keep(
         last=keep_last,
         hourly=keep_hourly,
         daily=keep_daily,
         weekly=keep_weekly,
         monthly=keep_monthly,
         yearly=keep_yearly,
-        tags=list(keep_tag),
-        within=Within.parse(keep_within) if keep_within else None,
+        tags=keep_tag,
+        within=keep_within,
     )
     if not 0.0 <= repack_threshold <= 1.0:
         raise KlosetError("--repack-threshold must be between 0 and 1")
