@@ -14,6 +14,8 @@ from kloset.errors import CorruptObject, KlosetError, PassphraseRequired
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "CONFIG"
+# Where `passphrase change` stages the rewrapped CONFIG before replacing it (no atomic rename).
+STAGED_CONFIG_NAME = "CONFIG.new"
 
 
 def _b64(data: bytes) -> str:

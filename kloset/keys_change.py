@@ -5,19 +5,24 @@ one small file and no data. CONFIG is the one object whose loss makes a store un
 some backends (Koofr) cannot rename atomically, so the new CONFIG is first written beside the
 old one as `CONFIG.new` and read back; only then is CONFIG replaced and checked. If the run
 dies while CONFIG itself is being written, `CONFIG.new` (new passphrase) is still there to
-copy over it by hand, as docs/LIFECYCLE.md explains.
+open the store with (`Repository.open` falls back to it), and the next change replaces both.
 """
 
 from __future__ import annotations
 
-from kloset.config import CONFIG_NAME, StoreConfig, new_config, rewrap, unlock
+from kloset.config import (
+    CONFIG_NAME,
+    STAGED_CONFIG_NAME,
+    StoreConfig,
+    new_config,
+    rewrap,
+    unlock,
+)
 from kloset.crypto import KdfParams
 from kloset.errors import CorruptObject, KlosetError, StoreExists
 from kloset.locks import store_lock
 from kloset.repository import STORE_DIRS, Repository
 from kloset.storage import Storage
-
-STAGED = "CONFIG.new"
 
 
 def _verify(storage: Storage, name: str, passphrase: str, repo: Repository) -> None:
@@ -37,14 +42,14 @@ def change_passphrase(
         raise KlosetError("the new passphrase is empty")
     # Exclusive: two changes racing would leave CONFIG wrapped under whichever landed last.
     with store_lock(repo, True, "passphrase change", wait=lock_wait):
-        current = StoreConfig.from_bytes(repo.storage.read(CONFIG_NAME))
-        cfg = rewrap(current, repo.keys, new_passphrase)
+        # From the config the store was opened with: CONFIG itself may be the half-written one.
+        cfg = rewrap(StoreConfig.from_bytes(repo.config.to_bytes()), repo.keys, new_passphrase)
         data = cfg.to_bytes()
-        repo.storage.write(STAGED, data)
-        _verify(repo.storage, STAGED, new_passphrase, repo)
+        repo.storage.write(STAGED_CONFIG_NAME, data)
+        _verify(repo.storage, STAGED_CONFIG_NAME, new_passphrase, repo)
         repo.storage.write(CONFIG_NAME, data)
         _verify(repo.storage, CONFIG_NAME, new_passphrase, repo)
-        repo.storage.delete(STAGED)
+        repo.storage.delete(STAGED_CONFIG_NAME)
         repo.config = cfg
 
 

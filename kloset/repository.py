@@ -10,7 +10,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 from kloset import codec
 from kloset.cache import ObjectCache
-from kloset.config import CONFIG_NAME, ChunkerParams, StoreConfig, new_config, unlock
+from kloset.config import (
+    CONFIG_NAME,
+    STAGED_CONFIG_NAME,
+    ChunkerParams,
+    StoreConfig,
+    new_config,
+    unlock,
+)
 from kloset.crypto import Cipher, KdfParams, KeySet
 from kloset.errors import (
     AmbiguousSnapshot,
@@ -19,6 +26,7 @@ from kloset.errors import (
     SnapshotNotFound,
     StoreExists,
     StoreNotFound,
+    WrongPassphrase,
 )
 from kloset.index import Index, encode_index, open_index, seal_index
 from kloset.pack import BLOB_TREE, SealedPack, pack_name
@@ -84,10 +92,23 @@ class Repository:
             raise
         except Exception as exc:  # noqa: BLE001 - backend errors become one clear line
             raise StoreNotFound(f"cannot open store at {storage.location}: {exc}") from exc
-        cfg = StoreConfig.from_bytes(raw)
-        secret = passphrase() if callable(passphrase) and cfg.encrypted else passphrase
-        keys = unlock(cfg, secret if isinstance(secret, str) or secret is None else None)
-        return cls(storage, cfg, keys)
+        cfg: StoreConfig | None = None
+        try:
+            cfg = StoreConfig.from_bytes(raw)
+        except CorruptObject as exc:
+            unreadable = exc  # a passphrase change may have died writing it: try CONFIG.new
+        ask = callable(passphrase) and (cfg is None or cfg.encrypted)
+        secret = passphrase() if ask else passphrase
+        text = secret if isinstance(secret, str) or secret is None else None
+        try:
+            if cfg is None:
+                raise unreadable
+            return cls(storage, cfg, unlock(cfg, text))
+        except (CorruptObject, WrongPassphrase) as exc:
+            staged = _staged_config(storage, cfg, text)
+            if staged is None:
+                raise exc from None
+            return cls(storage, staged[0], staged[1])
 
     # -- index ---------------------------------------------------------------------------
     @property
@@ -279,6 +300,22 @@ class Repository:
 
     def tree_blob_type(self) -> int:
         return BLOB_TREE
+
+
+def _staged_config(
+    storage: Storage, current: StoreConfig | None, passphrase: str | None
+) -> tuple[StoreConfig, KeySet] | None:
+    """The CONFIG a `passphrase change` staged before dying, if it opens with `passphrase`.
+
+    It was read back and proved to unwrap to the store's keys before CONFIG was touched, so
+    when CONFIG is unreadable, or only the new passphrase is known, it is the store's key."""
+    try:
+        cfg = StoreConfig.from_bytes(storage.read(STAGED_CONFIG_NAME))
+        if current is not None and cfg.store_id != current.store_id:
+            return None
+        return cfg, unlock(cfg, passphrase)
+    except (FileNotFoundError, KlosetError):
+        return None
 
 
 def default_spool_dir(storage: Storage) -> str:

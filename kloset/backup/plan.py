@@ -124,8 +124,10 @@ def enumerate_source(
     started = time.time_ns()
     run_dir = os.path.join(spool_root, f"run-{started}-{os.urandom(4).hex()}")
     os.makedirs(run_dir, exist_ok=True)
-    parent = None if options.force_read and not options.parent else find_parent(
-        repo, source.location, options.parent
+    parent = (
+        None
+        if options.force_read and not options.parent
+        else find_parent(repo, source.location, options.parent)
     )
     lookup = ParentLookup(repo, None if options.force_read else parent)
     excluder = Excluder(options.excludes)

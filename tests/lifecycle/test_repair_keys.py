@@ -4,7 +4,10 @@ change (rewrap only)."""
 from __future__ import annotations
 
 import os
+import random
 import re
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -12,11 +15,14 @@ from lifecycle_helpers import (
     PASS,
     assert_check_ok,
     kloset,
+    new_store,
     open_store,
     pack_sizes,
     restore_to,
     snapshot_ids,
+    spawn,
     tree_digest,
+    wait_for_lock,
 )
 
 from kloset.errors import CorruptObject, WrongPassphrase
@@ -78,3 +84,77 @@ def test_passphrase_change_rewraps_only(store: Path, source: Path, tmp_path: Pat
     assert failed.returncode == 3 and "wrong passphrase" in failed.stderr
     env = {"KLOSET_PASSPHRASE": "a much better passphrase"}
     assert snap[:8] in kloset("at", str(store), "ls", **env).stdout
+
+
+def _opens_with(store: Path, passphrase: str) -> bool:
+    try:
+        open_store(store, passphrase)
+    except WrongPassphrase:
+        return False
+    return True
+
+
+def test_half_written_config_falls_back_to_the_staged_one(store: Path, tmp_path: Path) -> None:
+    """A backend without atomic uploads may keep half of CONFIG if the change dies there:
+    the staged CONFIG.new, proved to unwrap to the same keys, opens the store."""
+    new_file = tmp_path / "new-pass"
+    new_file.write_text("new words\n")
+    kloset("at", str(store), "passphrase", "change", "--new-passphrase-file", str(new_file))
+    config = (store / "CONFIG").read_bytes()
+    (store / "CONFIG.new").write_bytes(config)
+    (store / "CONFIG").write_bytes(config[: len(config) // 2])
+    repo = open_store(store, "new words")
+    assert repo.config.store_id == open_store(store, "new words").config.store_id
+    failed = kloset("at", str(store), "ls", check=False)  # the old passphrase: one clear line
+    assert failed.returncode != 0 and "Traceback" not in failed.stderr
+    assert len(failed.stderr.strip().splitlines()) == 1
+    # Changing again from the staged config mends CONFIG and removes CONFIG.new.
+    again = tmp_path / "again"
+    again.write_text("third words\n")
+    kloset(
+        "at", str(store), "passphrase", "change", "--new-passphrase-file", str(again),
+        KLOSET_PASSPHRASE="new words",
+    )  # fmt: skip
+    assert not (store / "CONFIG.new").exists()
+    assert _opens_with(store, "third words") and not _opens_with(store, "new words")
+    kloset("at", str(store), "check", "--read-data", KLOSET_PASSPHRASE="third words")
+
+
+def test_staged_config_of_another_store_is_ignored(store: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    new_store(other, "other words")
+    (store / "CONFIG.new").write_bytes((other / "CONFIG").read_bytes())
+    with pytest.raises(WrongPassphrase):
+        open_store(store, "other words")
+
+
+def test_kill_passphrase_change_loop(store: Path, source: Path, tmp_path: Path) -> None:
+    """SIGKILL at random points of `passphrase change`, 20 times in a row: the store always
+    opens with the old or the new passphrase, always passes check, and never loses a snapshot."""
+    (snap,) = snapshot_ids(kloset("at", str(store), "backup", str(source)).stdout)
+    rng = random.Random(6)
+    current, kills, rounds = PASS, 0, 0
+    work_time = 0.05  # calibrated by the runs that finish before their kill
+    while kills < 20 and rounds < 60:
+        rounds += 1
+        new = f"words {rounds}"
+        secret = tmp_path / f"pass-{rounds}"
+        secret.write_text(new)
+        args = ("at", str(store), "passphrase", "change", "--new-passphrase-file", str(secret))
+        proc = spawn(*args, KLOSET_PASSPHRASE=current)
+        wait_for_lock(store, proc)
+        locked = time.monotonic()
+        time.sleep(rng.uniform(0.0, work_time))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        else:
+            work_time = max(work_time, time.monotonic() - locked)
+        proc.wait()
+        opens = [p for p in (new, current) if _opens_with(store, p)]
+        assert opens, f"round {rounds}: neither passphrase opens the store"
+        current = opens[0]
+        assert open_store(store, current).resolve_snapshot(snap).hex == snap
+        kloset("at", str(store), "unlock", KLOSET_PASSPHRASE=current)
+    assert kills >= 20
+    kloset("at", str(store), "check", KLOSET_PASSPHRASE=current)
