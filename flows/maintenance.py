@@ -105,6 +105,7 @@ def prune_flow(
     dry_run: bool = False,
     repack_threshold: float = 0.2,
     grace_minutes: float = 60.0,
+    repack_small: bool = True,
 ) -> dict[str, Any]:
     """Apply a retention policy to `store` (restic's ``forget --prune`` semantics).
 
@@ -121,6 +122,7 @@ def prune_flow(
         dry_run: Only report what would be removed and reclaimed.
         repack_threshold: Repack packs with more than this fraction of unused data.
         grace_minutes: Leave packs younger than this alone (a backup may be writing them).
+        repack_small: Merge small packs (the tail of each backup run) into full ones.
 
     Returns:
         The prune report (kept and removed snapshots with reasons, bytes reclaimed).
@@ -143,6 +145,7 @@ def prune_flow(
             dry_run,
             repack_threshold,
             grace_minutes,
+            repack_small,
         )
     except BaseException as exc:
         reporting.publish(
@@ -170,6 +173,7 @@ def prune_flow(
         ("Snapshots removed", len(report["removed"])),
         ("Packs deleted", report["packs_deleted"]),
         ("Packs repacked", report["packs_repacked"]),
+        ("Small packs merged", report["packs_small"]),
         ("Space reclaimed", reporting.human_bytes(report["bytes_reclaimed"])),
         ("Duration", f"{time.monotonic() - started:.1f} s"),
     ]

@@ -4,7 +4,9 @@ Plan first, change second. The plan reads every index file, lists every pack (re
 headers of packs no index mentions), marks what the kept snapshots use, and classifies each
 pack: keep, delete (nothing used), repack (more than `repack_threshold` of it is garbage:
 its used blobs are copied, still sealed, into new packs), or young (newer than the grace
-period: a running backup may be about to reference it, so it is left alone). Execution keeps
+period: a running backup may be about to reference it, so it is left alone). Small packs
+(the tail of every backup run) are repacked too, merged into full ones, so years of daily
+backups do not leave thousands of tiny objects to list and open. Execution keeps
 the store valid after every single step: new packs are uploaded, then one new index covering
 every kept pack is written, then old index files go, then old packs.
 """
@@ -50,6 +52,11 @@ class PruneOptions:
     grace_minutes: float = 60.0
     dry_run: bool = False
     lock_wait: float | None = None
+    repack_small: bool = True
+
+
+# A pack under this fraction of the store's pack size is "small": merged when there are two.
+SMALL_PACK_FRACTION = 0.25
 
 
 @dataclass
@@ -79,6 +86,7 @@ class PruneReport:
     bytes_deleted: int = 0
     packs_repacked: int = 0
     bytes_repacked: int = 0
+    packs_small: int = 0
     bytes_copied: int = 0
     packs_written: int = 0
     bytes_written: int = 0
@@ -195,6 +203,8 @@ def _prune_locked(
             p.action = "delete"
         elif p.payload and (p.payload - used) / p.payload > threshold:
             p.action = "repack"
+    if opts.repack_small:
+        report.packs_small = _merge_small(packs, repo.config.pack_size)
     for p in packs.values():
         if p.action == "delete":
             report.packs_deleted += 1
@@ -246,6 +256,21 @@ def _prune_locked(
             report.tmp_bytes += obj.size
     repo.reload_index()
     return report
+
+
+def _merge_small(packs: dict[bytes, _Pack], pack_size: int) -> int:
+    """Mark small kept packs for repacking when that leaves fewer packs: two or more of them,
+    or one that can join packs already being repacked. Returns how many were marked."""
+    small = [
+        p
+        for p in packs.values()
+        if p.action == "keep" and p.obj.size < SMALL_PACK_FRACTION * pack_size
+    ]
+    if len(small) + sum(p.action == "repack" for p in packs.values()) < 2:
+        return 0
+    for p in small:
+        p.action = "repack"
+    return len(small)
 
 
 def _assign(packs: dict[bytes, _Pack], used: set[bytes]) -> None:

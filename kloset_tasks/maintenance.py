@@ -59,6 +59,7 @@ def prune(
     dry_run: bool = False,
     repack_threshold: float = 0.2,
     grace_minutes: float = 60.0,
+    repack_small: bool = True,
 ) -> dict[str, Any]:
     """Forget snapshots the policy does not keep, then reclaim unused and mostly-unused packs.
 
@@ -80,5 +81,6 @@ def prune(
         repack_threshold=repack_threshold,
         grace_minutes=grace_minutes,
         dry_run=dry_run,
+        repack_small=repack_small,
     )
     return engine_prune(open_repo(store), options).to_json()

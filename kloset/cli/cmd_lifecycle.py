@@ -68,6 +68,11 @@ def prune(
         metavar="FRACTION",
         help="Repack packs whose unused fraction exceeds this.",
     ),
+    repack_small: bool = typer.Option(
+        True,
+        "--repack-small/--no-repack-small",
+        help="Merge small packs (each backup's tail) into full ones.",
+    ),
     grace: float = typer.Option(
         60.0, "--grace", metavar="MINUTES", help="Never delete packs younger than this."
     ),
@@ -94,7 +99,9 @@ def prune(
     if not 0.0 <= repack_threshold <= 1.0:
         raise KlosetError("--repack-threshold must be between 0 and 1")
     repo = store_ctx(ctx).open()
-    options = PruneOptions(policy, repack_threshold, max(0.0, grace), dry_run, lock_wait)
+    options = PruneOptions(
+        policy, repack_threshold, max(0.0, grace), dry_run, lock_wait, repack_small
+    )
     report = run_prune(repo, options)
     if as_json:
         o.print_json(report.to_json())
@@ -109,7 +116,8 @@ def prune(
     o.out(f"packs: {report.packs_before} ({hs(report.bytes_before)})")
     o.out(f"  delete {report.packs_deleted} unused ({hs(report.bytes_deleted)})")
     o.out(
-        f"  repack {report.packs_repacked} mostly unused ({hs(report.bytes_repacked)}, "
+        f"  repack {report.packs_repacked - report.packs_small} mostly unused and "
+        f"{report.packs_small} small ({hs(report.bytes_repacked)}, "
         f"{hs(report.bytes_copied)} still used is copied)"
     )
     if report.packs_young:

@@ -276,3 +276,31 @@ def test_concurrent_backups_and_a_waiting_prune(store: Path, source: Path, tmp_p
     expected = {ids[0]: source, ids[1]: source, ids[2]: other}
     for n, (snap, src) in enumerate(expected.items()):
         assert restore_to(store, snap, tmp_path / f"r{n}") == tree_digest(src)
+
+
+def test_small_packs_are_merged_once(store: Path, source: Path, tmp_path: Path) -> None:
+    """Ten small incremental backups leave ten small tails; prune merges them into full packs,
+    every snapshot still restores, and a second prune has nothing left to merge."""
+    rng = random.Random(12)
+    kloset("at", str(store), "backup", str(source))
+    states, ids = {}, []
+    for step in range(10):
+        write_tree(source / f"day{step}", rng, 120_000, prefix=f"n{step}-")
+        ids += snapshot_ids(kloset("at", str(store), "backup", str(source)).stdout)
+        states[ids[-1]] = tree_digest(source)
+    small = [n for n, size in pack_sizes(store).items() if size < MB // 4]
+    assert len(small) >= 10
+    kept = json.loads(
+        kloset("at", str(store), "prune", "--grace", "0", "--no-repack-small", "--json").stdout
+    )
+    assert kept["packs_small"] == 0 and set(small) <= set(pack_sizes(store))
+    report = json.loads(kloset("at", str(store), "prune", "--grace", "0", "--json").stdout)
+    assert report["packs_small"] == len(small) and report["packs_deleted"] == 0
+    after = [n for n, size in pack_sizes(store).items() if size < MB // 4]
+    assert len(after) <= 1, after
+    assert report["packs_written"] <= len(small) * MB // 4 // MB + 1
+    assert_check_ok(store, read_data=True)
+    for snap in (ids[0], ids[4], ids[-1]):
+        assert restore_to(store, snap, tmp_path / snap[:8]) == states[snap]
+    again = json.loads(kloset("at", str(store), "prune", "--grace", "0", "--json").stdout)
+    assert again["packs_repacked"] == 0 and again["packs_written"] == 0
