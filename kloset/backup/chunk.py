@@ -17,7 +17,7 @@ from typing import Any
 from pyfastcdc import FastCDC
 
 from kloset.backup import spool
-from kloset.backup.claims import Claims, LocalClaims
+from kloset.backup.claims import Claims, RunClaims
 from kloset.backup.plan import load_plan
 from kloset.pack import BLOB_DATA, PackWriter, SealedPack
 from kloset.repository import Repository
@@ -192,10 +192,30 @@ def chunk_batch(
         from kloset.locations import open_source
 
         source = open_source(plan["source"])
+    # Without claims from the caller (Prefect tasks), batches of one run claim through the run dir.
+    run_claims = None
+    if claims is None:
+        claims = run_claims = RunClaims(spool.claims_path(run_dir), batch_no)
+    try:
+        return _chunk_batch(repo, run_dir, batch_no, plan, source, claims, on_file)
+    finally:
+        if run_claims is not None:
+            run_claims.close()
+
+
+def _chunk_batch(
+    repo: Repository,
+    run_dir: str,
+    batch_no: int,
+    plan: dict[str, Any],
+    source: Source,
+    claims: Claims,
+    on_file: Callable[[int], None] | None,
+) -> ChunkResult:
     out_dir = spool.batch_dir(run_dir, batch_no)
     for stale in os.listdir(out_dir):  # a previous attempt of this batch: start clean
         os.unlink(os.path.join(out_dir, stale))
-    worker = _BatchChunker(repo, out_dir, claims or LocalClaims())
+    worker = _BatchChunker(repo, out_dir, claims)
     items = plan["items"]
     files: dict[int, list[Any]] = {}
     errors: list[tuple[str, str]] = []

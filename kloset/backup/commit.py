@@ -15,6 +15,7 @@ from typing import Any
 from kloset.backup import spool
 from kloset.backup.plan import load_plan
 from kloset.backup.upload import upload_packs
+from kloset.errors import KlosetError
 from kloset.pack import BLOB_TREE, PackWriter, SealedPack
 from kloset.repository import Repository
 from kloset.snapshot import SnapshotHeader
@@ -72,6 +73,36 @@ class TreeWriter:
         return self.sealed
 
 
+def _check_stored(
+    repo: Repository, items: list[Any], files: dict[int, list[Any]], stored: set[bytes]
+) -> None:
+    """Refuse to commit a snapshot naming a chunk that no pack holds.
+
+    Batches skip chunks another batch claimed; if a retried batch then failed on a file it had
+    read before, a chunk could be claimed but never packed. Better a failed run (the next one
+    stores the chunk) than a snapshot that cannot be restored."""
+
+    def missing() -> list[tuple[int, bytes]]:
+        index = repo.index
+        return [
+            (idx, cid)
+            for idx, (ids, _size) in files.items()
+            for cid in map(bytes, ids)
+            if cid not in stored and cid not in index
+        ]
+
+    lost = missing()
+    if lost:
+        repo.reload_index()  # uploads by other processes (or other runs) since we opened it
+        lost = missing()
+    if lost:
+        paths = sorted({items[idx][0] for idx, _ in lost})
+        raise KlosetError(
+            f"{len(lost)} chunks of {len(paths)} files read by this backup are in no uploaded "
+            f"pack (first: /{paths[0]}): nothing was committed; run the backup again"
+        )
+
+
 def commit_snapshot(
     repo: Repository,
     run_dir: str,
@@ -84,6 +115,7 @@ def commit_snapshot(
     items = plan["items"]
     files: dict[int, list[Any]] = {}
     errors: list[tuple[str, str]] = []
+    stored: set[bytes] = set()  # blob ids the batches of this run packed
     totals = {"bytes_read": 0, "new_chunks": 0, "new_bytes": 0, "stored_bytes": 0, "chunks": 0}
     for batch_no in range(len(plan["batches"])):
         path = spool.chunks_path(run_dir, batch_no)
@@ -91,9 +123,12 @@ def commit_snapshot(
             raise RuntimeError(f"batch {batch_no} of this backup was not uploaded yet")
         res = spool.read_msgpack(path)
         files.update({int(k): v for k, v in res["files"].items()})
+        stored.update(bytes(b[1]) for _pid, _size, blobs in res["packs"] for b in blobs)
         errors.extend((str(p), str(m)) for p, m in res["errors"])
         for key in totals:
             totals[key] += int(res["stats"].get(key, 0))
+
+    _check_stored(repo, items, files, stored)
 
     children: dict[str, list[Entry]] = defaultdict(list)
     dir_items: list[tuple[str, list[Any]]] = []

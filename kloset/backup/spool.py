@@ -38,6 +38,10 @@ def chunks_path(run_dir: str, batch_no: int) -> str:
     return os.path.join(run_dir, f"chunks-{batch_name(batch_no)}")
 
 
+def claims_path(run_dir: str) -> str:
+    return os.path.join(run_dir, "claims.sqlite")
+
+
 def uploaded_marker(run_dir: str, batch_no: int) -> str:
     return os.path.join(run_dir, f"uploaded-{batch_name(batch_no)}")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -258,3 +259,26 @@ def test_verify_flow_fails_loudly_on_damage(
     assert state.is_failed()
     assert "damaged" in (state.message or "")
     assert "/docs/deep/b.bin" in (state.message or "")
+
+
+def test_parallel_chunk_tasks_store_shared_content_once(
+    store_block: KlosetRepository, tmp_path: Path
+) -> None:
+    """Four batches holding the same 2 MiB, chunked by four tasks at once: the chunk tasks
+    claim new chunks through the run dir, so the store holds one copy, not four."""
+    blob = random.Random(21).randbytes(2 * MIB)
+    source = tmp_path / "dupes"
+    for name in ("a", "b", "c", "d"):
+        (source / name).mkdir(parents=True)
+        (source / name / "same.bin").write_bytes(blob)
+    state = backup_flow(
+        str(source), store_block, create_store=True, batch_bytes=2 * MIB, batch_files=1,
+        workers=4, return_state=True,
+    )  # fmt: skip
+    assert state.is_completed(), state.message
+    stats = state.result()["stats"]
+    assert stats["files"] == 4 and stats["bytes_read"] == 8 * MIB
+    assert stats["bytes_new"] < 2.05 * MIB, stats
+    restored = restore_flow(store_block, str(tmp_path / "restored"), return_state=True)
+    assert restored.is_completed(), restored.message
+    assert tree_files(tmp_path / "restored") == tree_files(source)

@@ -1,0 +1,149 @@
+"""Run-wide chunk claims: batches of one backup run in parallel (Prefect's chunk tasks, in
+threads or processes) store each new chunk once, and a claimed chunk never goes missing."""
+
+from __future__ import annotations
+
+import multiprocessing
+import random
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from kloset.backup import spool
+from kloset.backup.chunk import chunk_batch
+from kloset.backup.claims import RunClaims
+from kloset.backup.commit import commit_snapshot
+from kloset.backup.plan import BackupOptions, enumerate_source
+from kloset.backup.upload import upload_batch
+from kloset.config import ChunkerParams
+from kloset.crypto import KdfParams
+from kloset.errors import KlosetError
+from kloset.locations import open_source, open_storage
+from kloset.repository import Repository
+from kloset.restore import open_destination, run_restore
+
+CHUNKER = ChunkerParams(min_size=16 * 1024, avg_size=32 * 1024, max_size=128 * 1024)
+
+
+def ids(n: int, salt: int) -> list[bytes]:
+    return [bytes([salt]) + i.to_bytes(31, "big") for i in range(n)]
+
+
+def test_each_id_has_one_winner_and_retries_win_their_own(tmp_path: Path) -> None:
+    path = str(tmp_path / "claims.sqlite")
+    a, b = RunClaims(path, 0), RunClaims(path, 1)
+    shared, only_a = ids(100, 1), ids(10, 2)
+    assert a.claim(shared + only_a) == [True] * 110
+    assert b.claim(shared) == [False] * 100
+    assert a.claim(shared[:5]) == [False] * 5  # one attempt stores each chunk once
+    dup = ids(3, 3)
+    assert b.claim(dup + dup) == [True] * 3 + [False] * 3
+    a.close()
+    retry = RunClaims(path, 0)  # batch 0 again: it must store what it claimed before
+    assert retry.claim(only_a + shared) == [True] * 110
+    retry.close()
+    b.close()
+
+
+def _claim_in_process(path: str, owner: int, queue: multiprocessing.Queue) -> None:
+    claims = RunClaims(path, owner)
+    rng = random.Random(owner)
+    pool = ids(2000, 9)
+    won: list[bytes] = []
+    for _ in range(40):
+        group = rng.sample(pool, 64)
+        won += [i for i, mine in zip(group, claims.claim(group), strict=True) if mine]
+    claims.close()
+    queue.put(won)
+
+
+def test_processes_never_win_the_same_id(tmp_path: Path) -> None:
+    path = str(tmp_path / "claims.sqlite")
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_claim_in_process, args=(path, n, queue)) for n in range(4)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    everything = [i for won in results for i in won]
+    assert len(everything) == len(set(everything))  # no id stored twice
+    assert all(won for won in results)  # and they really competed
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Repository:
+    return Repository.create(
+        open_storage(str(tmp_path / "store")),
+        "pw",
+        kdf=KdfParams.fresh(memory_kib=1024, iterations=1),
+        pack_size=1 << 20,
+        chunker=CHUNKER,
+    )
+
+
+def make_source(root: Path) -> None:
+    """The same 3 MiB of content in four folders: one per batch."""
+    blob = random.Random(4).randbytes(3 * 1024 * 1024)
+    for name in ("a", "b", "c", "d"):
+        (root / name).mkdir(parents=True)
+        (root / name / "copy.bin").write_bytes(blob)
+        (root / name / "own.txt").write_text(f"only in {name}\n" * 100)
+
+
+def test_parallel_batches_store_shared_content_once(repo: Repository, tmp_path: Path) -> None:
+    src_dir = tmp_path / "src"
+    make_source(src_dir)
+    src = open_source(str(src_dir))
+    opts = BackupOptions(batch_bytes=3 * 1024 * 1024, batch_files=2)
+    plan = enumerate_source(repo, src, str(tmp_path / "spool"), opts)
+    assert plan.batches >= 4
+    with ThreadPoolExecutor(4) as pool:  # like Prefect's thread runner: no claims passed in
+        results = list(pool.map(lambda b: chunk_batch(repo, plan.run_dir, b), range(plan.batches)))
+    new_bytes = sum(r.new_bytes for r in results)
+    assert 3 * 1024 * 1024 <= new_bytes < 3.1 * 1024 * 1024, new_bytes  # one copy, not four
+    for b in range(plan.batches):
+        upload_batch(repo, plan.run_dir, b)
+    snap = commit_snapshot(repo, plan.run_dir).snapshot_id
+    report = run_restore(
+        repo, repo.resolve_snapshot(snap), "/", open_destination(str(tmp_path / "r"))
+    )
+    assert not report.errors
+    for name in ("a", "b", "c", "d"):
+        for f in ("copy.bin", "own.txt"):
+            assert (tmp_path / "r" / name / f).read_bytes() == (src_dir / name / f).read_bytes()
+
+
+def test_a_claimed_but_unstored_chunk_fails_the_commit(repo: Repository, tmp_path: Path) -> None:
+    """A batch skips chunks another batch claimed; if that batch's successful attempt did not
+    store them after all, commit refuses instead of writing an unrestorable snapshot."""
+    src_dir = tmp_path / "src"
+    make_source(src_dir)
+    src = open_source(str(src_dir))
+    opts = BackupOptions(batch_bytes=3 * 1024 * 1024, batch_files=2)
+    plan = enumerate_source(repo, src, str(tmp_path / "spool"), opts)
+    assert chunk_batch(repo, plan.run_dir, 0).new_chunks
+    # Hand every claim of batch 0 to a batch that will never store it, then retry batch 0.
+    with sqlite3.connect(spool.claims_path(plan.run_dir)) as db:
+        assert db.execute("UPDATE claims SET owner = 99 WHERE owner = 0").rowcount > 0
+    for b in range(plan.batches):
+        chunk_batch(repo, plan.run_dir, b)
+    for b in range(plan.batches):
+        upload_batch(repo, plan.run_dir, b)
+    with pytest.raises(KlosetError, match="nothing was committed; run the backup again"):
+        commit_snapshot(repo, plan.run_dir)
+    assert repo.list_snapshots() == []
+    # The next run stores what was missing and commits.
+    again = enumerate_source(repo, src, str(tmp_path / "spool"), opts)
+    for b in range(again.batches):
+        chunk_batch(repo, again.run_dir, b)
+        upload_batch(repo, again.run_dir, b)
+    snap = commit_snapshot(repo, again.run_dir).snapshot_id
+    target = tmp_path / "r"
+    header = repo.resolve_snapshot(snap)
+    assert not run_restore(repo, header, "/", open_destination(str(target))).errors
+    assert (target / "a" / "copy.bin").read_bytes() == (src_dir / "a" / "copy.bin").read_bytes()
