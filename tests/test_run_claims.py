@@ -3,9 +3,11 @@ threads or processes) store each new chunk once, and a claimed chunk never goes 
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import random
 import sqlite3
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -28,7 +30,8 @@ CHUNKER = ChunkerParams(min_size=16 * 1024, avg_size=32 * 1024, max_size=128 * 1
 
 
 def ids(n: int, salt: int) -> list[bytes]:
-    return [bytes([salt]) + i.to_bytes(31, "big") for i in range(n)]
+    """Chunk-id-like values: 32 bytes that look random."""
+    return [hashlib.blake2b(f"{salt}/{i}".encode(), digest_size=32).digest() for i in range(n)]
 
 
 def test_each_id_has_one_winner_and_retries_win_their_own(tmp_path: Path) -> None:
@@ -45,6 +48,39 @@ def test_each_id_has_one_winner_and_retries_win_their_own(tmp_path: Path) -> Non
     assert retry.claim(only_a + shared) == [True] * 110
     retry.close()
     b.close()
+
+
+def test_batches_starting_together_on_a_new_file(tmp_path: Path) -> None:
+    """Creating the file and switching it to WAL is raced by every batch that starts at once
+    (when no enumerate created it first): none of them may fail with "database is locked"."""
+    for round_ in range(5):
+        path = str(tmp_path / f"claims-{round_}.sqlite")
+        barrier = threading.Barrier(8)
+
+        def start(owner: int, path: str = path, barrier: threading.Barrier = barrier) -> bool:
+            barrier.wait()
+            claims = RunClaims(path, owner)
+            try:
+                return claims.claim(ids(50, 5))[0]
+            finally:
+                claims.close()
+
+        with ThreadPoolExecutor(8) as pool:
+            assert sum(pool.map(start, range(8))) == 1
+
+
+def test_a_batch_starts_while_another_is_claiming(tmp_path: Path) -> None:
+    path = str(tmp_path / "claims.sqlite")
+    RunClaims.open_db(path).close()  # what enumerate does
+    busy = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    busy.execute("BEGIN IMMEDIATE")  # batch 0 in the middle of a claim
+    key = int.from_bytes(ids(1, 6)[0][:8], "big", signed=True)
+    busy.execute("INSERT INTO claims VALUES (?, 0)", (key,))
+    threading.Timer(0.3, lambda: busy.execute("COMMIT")).start()
+    late = RunClaims(path, 1)  # must neither fail nor lose the claim race
+    assert late.claim(ids(2, 6)) == [False, True]
+    late.close()
+    busy.close()
 
 
 def _claim_in_process(path: str, owner: int, queue: multiprocessing.Queue) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from kloset import vfs
 from kloset.backup import spool
+from kloset.backup.claims import RunClaims
 from kloset.excludes import Excluder
 from kloset.repository import Repository
 from kloset.snapshot import SnapshotHeader
@@ -124,6 +125,7 @@ def enumerate_source(
     started = time.time_ns()
     run_dir = os.path.join(spool_root, f"run-{started}-{os.urandom(4).hex()}")
     os.makedirs(run_dir, exist_ok=True)
+    RunClaims.open_db(spool.claims_path(run_dir)).close()  # before parallel batches race for it
     parent = (
         None
         if options.force_read and not options.parent
