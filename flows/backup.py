@@ -64,6 +64,7 @@ def backup_flow(
     create_store: bool = False,
     spool_dir: str | None = None,
     allow_partial: bool = False,
+    chunk_processes: bool = True,
 ) -> dict[str, Any]:
     """Back up `source` into `store` and verify the new snapshot.
 
@@ -85,6 +86,8 @@ def backup_flow(
         spool_dir: Local directory for sealed packs awaiting upload; must be shared when
             workers run on several machines.
         allow_partial: Finish Completed even if some paths could not be read.
+        chunk_processes: With the ``thread`` runner, chunk a local source in `workers` worker
+            processes (threads would share the GIL); Koofr sources always use threads.
 
     Returns:
         The snapshot id and its statistics.
@@ -114,7 +117,10 @@ def backup_flow(
                 run.plan.files_reused,
             )
             progress.update(0.05, force=True)
-            _chunk_and_upload(run, spec, source, task_runner, workers, dask_address, progress)
+            processes = workers if chunk_processes and task_runner == "thread" else 0
+            _chunk_and_upload(
+                run, spec, source, task_runner, workers, dask_address, processes, progress
+            )
             run.commit = commit_snapshot.with_options(tags=tag_store)(spec, run.plan.run_dir)
             progress.update(0.95, force=True)
             run.verification = verify.with_options(tags=tag_store)(
@@ -161,6 +167,7 @@ def _chunk_and_upload(
     task_runner: RunnerChoice,
     workers: int,
     dask_address: str | None,
+    processes: int,
     progress: reporting.Progress,
 ) -> None:
     """Every batch through `chunk` then `upload`, at most `workers` batches in flight."""
@@ -189,7 +196,16 @@ def _chunk_and_upload(
         progress.update(0.05 + 0.85 * done / (2 * plan.batches))
 
     stages = [
-        (chunk_t, lambda b: {"store": spec, "source": source, "run_dir": plan.run_dir, "batch": b}),
+        (
+            chunk_t,
+            lambda b: {
+                "store": spec,
+                "source": source,
+                "run_dir": plan.run_dir,
+                "batch": b,
+                "processes": 0 if dask_address else processes,
+            },
+        ),
         (upload_t, lambda b: {"store": spec, "run_dir": plan.run_dir, "batch": b}),
     ]
     with make_runner(task_runner, workers, dask_address) as runner:

@@ -32,9 +32,10 @@ from kloset.backup import (
 from kloset.backup import commit_snapshot as engine_commit
 from kloset.backup import upload_batch as engine_upload
 from kloset.backup.plan import load_plan
+from kloset.backup.procpool import chunk_batch_in_process
 from kloset.check import verify_snapshot
 from kloset.errors import StoreNotFound
-from kloset_tasks.spec import LocationParam, backup_spool_root, open_repo
+from kloset_tasks.spec import LocationParam, backup_spool_root, bulk, open_repo
 
 # Jitter spreads retries of parallel batches so they do not hit Koofr in lockstep.
 _JITTER = 0.5
@@ -63,6 +64,7 @@ def _plan(run_dir: str) -> dict[str, Any]:
     retry_delay_seconds=exponential_backoff(backoff_factor=5),
     retry_jitter_factor=_JITTER,
 )
+@bulk
 def enumerate_task(
     store: KlosetRepository,
     source: LocationParam,
@@ -93,16 +95,26 @@ def enumerate_task(
     retry_delay_seconds=exponential_backoff(backoff_factor=5),
     retry_jitter_factor=_JITTER,
 )
-def chunk(store: KlosetRepository, source: LocationParam, run_dir: str, batch: int) -> ChunkResult:
+@bulk
+def chunk(
+    store: KlosetRepository,
+    source: LocationParam,
+    run_dir: str,
+    batch: int,
+    processes: int = 0,
+) -> ChunkResult:
     """Read one batch from the source, cut it with FastCDC and seal new chunks into packs.
 
     Chunks the store already indexes (including batches other workers uploaded meanwhile) are
     dropped; the rest are compressed, encrypted and sealed into packs in the run directory.
     Unreadable files are reported in the result, not raised: one bad file must not fail the
-    batch. A retry redoes the batch from scratch.
+    batch. A retry redoes the batch from scratch. With `processes`, a local source is chunked
+    in one of that many worker processes (CPU-bound work that threads would serialise).
     """
-    repo = open_repo(store, refresh=True)
     src = block_locations.open_source(source)
+    if processes > 0 and src.local_path("") is not None:
+        return chunk_batch_in_process(open_repo(store), run_dir, batch, src, processes)
+    repo = open_repo(store, refresh=True)
     return chunk_batch(repo, run_dir, batch, source=src, plan=_plan(run_dir))
 
 
@@ -113,6 +125,7 @@ def chunk(store: KlosetRepository, source: LocationParam, run_dir: str, batch: i
     retry_delay_seconds=exponential_backoff(backoff_factor=2),
     retry_jitter_factor=_JITTER,
 )
+@bulk
 def upload(store: KlosetRepository, run_dir: str, batch: int) -> UploadResult:
     """Move one batch's sealed packs from the spool into the store, then index them.
 
@@ -128,6 +141,7 @@ def upload(store: KlosetRepository, run_dir: str, batch: int) -> UploadResult:
     retry_delay_seconds=exponential_backoff(backoff_factor=2),
     retry_jitter_factor=_JITTER,
 )
+@bulk
 def commit_snapshot(store: KlosetRepository, run_dir: str) -> CommitResult:
     """Write the directory trees and then the snapshot header (which makes it exist)."""
     return engine_commit(open_repo(store), run_dir)
@@ -140,6 +154,7 @@ def commit_snapshot(store: KlosetRepository, run_dir: str) -> CommitResult:
     retry_delay_seconds=exponential_backoff(backoff_factor=2),
     retry_jitter_factor=_JITTER,
 )
+@bulk
 def verify(
     store: KlosetRepository, snapshot: str, read_data_fraction: float = 0.0
 ) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from kloset.check import check_store
 from kloset.prune import PruneOptions
 from kloset.prune import prune as engine_prune
 from kloset.retention import RetentionPolicy
-from kloset_tasks.spec import open_repo
+from kloset_tasks.spec import bulk, open_repo
 
 
 @task(
@@ -27,6 +27,7 @@ from kloset_tasks.spec import open_repo
     retry_delay_seconds=exponential_backoff(backoff_factor=5),
     retry_jitter_factor=0.5,
 )
+@bulk
 def check(
     store: KlosetRepository,
     read_data: bool = False,
@@ -46,6 +47,7 @@ def check(
     retries=1,
     retry_delay_seconds=60,
 )
+@bulk
 def prune(
     store: KlosetRepository,
     keep_last: int = 0,

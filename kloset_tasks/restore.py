@@ -16,7 +16,7 @@ from blocks import KlosetRepository
 from blocks import locations as block_locations
 from kloset import restore as engine
 from kloset.restore_verify import RestoreVerifyResult, verify_restored
-from kloset_tasks.spec import LocationParam, open_repo, restore_spool_root
+from kloset_tasks.spec import LocationParam, bulk, open_repo, restore_spool_root
 
 _JITTER = 0.5
 
@@ -28,6 +28,7 @@ _JITTER = 0.5
     retry_delay_seconds=exponential_backoff(backoff_factor=2),
     retry_jitter_factor=_JITTER,
 )
+@bulk
 def plan_restore(
     store: KlosetRepository,
     snapshot: str,
@@ -59,6 +60,7 @@ def plan_restore(
     retry_delay_seconds=exponential_backoff(backoff_factor=2),
     retry_jitter_factor=_JITTER,
 )
+@bulk
 def restore_batch(
     store: KlosetRepository,
     run_dir: str,
@@ -81,6 +83,7 @@ def restore_batch(
     retry_delay_seconds=exponential_backoff(backoff_factor=2),
     retry_jitter_factor=_JITTER,
 )
+@bulk
 def finish_restore(run_dir: str, target: LocationParam) -> tuple[int, list[tuple[str, str]]]:
     """Create symlinks and apply directory modes and mtimes, once every file is written."""
     return engine.finish_restore(run_dir, block_locations.open_destination(target))
@@ -93,6 +96,7 @@ def finish_restore(run_dir: str, target: LocationParam) -> tuple[int, list[tuple
     retry_delay_seconds=exponential_backoff(backoff_factor=2),
     retry_jitter_factor=_JITTER,
 )
+@bulk
 def verify_restore(
     run_dir: str, target: LocationParam, batches: list[int] | None = None
 ) -> RestoreVerifyResult:

@@ -9,25 +9,42 @@ only within one flow run: a long-lived worker must never trust yesterday's index
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar, cast
 
 from blocks import KlosetRepository, KoofrStorage
 from blocks import locations as block_locations
 from kloset.errors import StoreNotFound
+from kloset.gcpause import fewer_collections
 from kloset.locks import store_lock
 from kloset.repository import Repository
 
 StoreParam = KlosetRepository | str
 LocationParam = KoofrStorage | str
 
+_F = TypeVar("_F", bound=Callable[..., Any])
 _MAX_OPEN = 4
 _repos: OrderedDict[tuple[str, str], Repository] = OrderedDict()
 _repos_lock = threading.Lock()
+
+
+def bulk(fn: _F) -> _F:
+    """Run a task body with fewer garbage collections (`kloset.gcpause`), as the CLI does: the
+    engine builds millions of small objects and default GC thresholds rescan them all the time
+    (a flow's commit took 1.3 s instead of 0.4 s)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with fewer_collections():
+            return fn(*args, **kwargs)
+
+    return cast(_F, wrapper)
 
 
 def store_spec(store: StoreParam) -> KlosetRepository:

@@ -1,23 +1,28 @@
 """Run-wide chunk claims: batches of one backup run in parallel (Prefect's chunk tasks, in
-threads or processes) store each new chunk once, and a claimed chunk never goes missing."""
+threads or processes) store each new chunk once, and a claimed chunk never goes missing.
+Also the worker processes Prefect's thread runner chunks local sources in."""
 
 from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import os
 import random
+import signal
 import sqlite3
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from kloset.backup import spool
+from kloset.backup import procpool, spool
 from kloset.backup.chunk import chunk_batch
 from kloset.backup.claims import RunClaims
 from kloset.backup.commit import commit_snapshot
 from kloset.backup.plan import BackupOptions, enumerate_source
+from kloset.backup.procpool import chunk_batch_in_process
 from kloset.backup.upload import upload_batch
 from kloset.config import ChunkerParams
 from kloset.crypto import KdfParams
@@ -183,3 +188,60 @@ def test_a_claimed_but_unstored_chunk_fails_the_commit(repo: Repository, tmp_pat
     header = repo.resolve_snapshot(snap)
     assert not run_restore(repo, header, "/", open_destination(str(target))).errors
     assert (target / "a" / "copy.bin").read_bytes() == (src_dir / "a" / "copy.bin").read_bytes()
+
+
+def test_batches_chunked_in_worker_processes(repo: Repository, tmp_path: Path) -> None:
+    """What Prefect's thread runner uses for local sources: each batch is chunked in a worker
+    process (not this one), shared content is still stored once, and the snapshot restores."""
+    src_dir = tmp_path / "src"
+    make_source(src_dir)
+    src = open_source(str(src_dir))
+    opts = BackupOptions(batch_bytes=3 * 1024 * 1024, batch_files=2)
+    plan = enumerate_source(repo, src, str(tmp_path / "spool"), opts)
+
+    def one(b: int) -> int:
+        return chunk_batch_in_process(repo, plan.run_dir, b, src, 2).new_bytes
+
+    with ThreadPoolExecutor(2) as pool:
+        new_bytes = sum(pool.map(one, range(plan.batches)))
+    assert 3 * 1024 * 1024 <= new_bytes < 3.1 * 1024 * 1024, new_bytes
+    for b in range(plan.batches):
+        upload_batch(repo, plan.run_dir, b)
+    snap = commit_snapshot(repo, plan.run_dir).snapshot_id
+    out = open_destination(str(tmp_path / "r"))
+    assert not run_restore(repo, repo.resolve_snapshot(snap), "/", out).errors
+    assert (tmp_path / "r" / "d" / "copy.bin").read_bytes() == (
+        src_dir / "d" / "copy.bin"
+    ).read_bytes()
+
+
+def test_a_killed_worker_process_fails_one_batch_clearly(repo: Repository, tmp_path: Path) -> None:
+    src_dir = tmp_path / "src"
+    make_source(src_dir)
+    src = open_source(str(src_dir))
+    plan = enumerate_source(repo, src, str(tmp_path / "spool"), BackupOptions())
+    assert chunk_batch_in_process(repo, plan.run_dir, 0, src, 1).files == 8
+    # A file that became a FIFO: the worker blocks opening it, and is killed right there.
+    (src_dir / "a" / "own.txt").unlink()
+    os.mkfifo(src_dir / "a" / "own.txt")
+    killer = threading.Thread(target=_kill_busy_worker)
+    killer.start()
+    with pytest.raises(KlosetError, match="process chunking batch 0 died"):
+        chunk_batch_in_process(repo, plan.run_dir, 0, src, 1)
+    killer.join()
+    (src_dir / "a" / "own.txt").unlink()
+    (src_dir / "a" / "own.txt").write_text("only in a\n" * 100)
+    assert chunk_batch_in_process(repo, plan.run_dir, 0, src, 1).files == 8  # a fresh worker
+    procpool.shutdown()
+
+
+def _kill_busy_worker() -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with procpool._idle_lock:
+            busy = list(procpool._busy)
+        if busy:
+            time.sleep(0.3)  # let it reach the FIFO
+            os.kill(busy[0].pid, signal.SIGKILL)
+            return
+        time.sleep(0.01)
