@@ -73,19 +73,18 @@ def plan_restore(
     *,
     batch_bytes: int = 32 * 1024 * 1024,
     batch_files: int = 512,
+    threads: int = 8,
 ) -> RestorePlan:
     """Walk the snapshot below `path`, create the directories, and batch the files."""
     view = SnapshotView(repo, header)
     base = normalize(path)
     run_dir = os.path.join(spool_root, f"restore-{time.time_ns()}-{os.urandom(4).hex()}")
     os.makedirs(run_dir, exist_ok=True)
-    items: list[list[Any]] = []
-    files: list[tuple[tuple[bytes, int], int]] = []
     errors: list[tuple[str, str]] = []
-    counts = {"files": 0, "dirs": 0, "symlinks": 0, "bytes": 0}
+    found: list[tuple[str, str, Entry]] = []  # (snapshot path, target-relative path, entry)
     root_entry = view.stat(base)
-    # Our own depth-first walk (not view.walk) so that a directory we refuse, cannot create or
-    # cannot read is simply not descended into: nothing below it is ever written.
+    # Our own depth-first walk (not view.walk) so that a directory we refuse or cannot read is
+    # not descended into; one we cannot create drops its whole subtree afterwards.
     rel0 = "" if root_entry.is_dir else root_entry.name  # a single file lands inside the target
     todo: list[tuple[str, str, Entry]] = [(base, rel0, root_entry)]
     while todo:
@@ -99,12 +98,8 @@ def plan_restore(
         except UnsafePath as exc:
             errors.append((spath, str(exc)))
             continue
+        found.append((spath, rel, entry))
         if entry.is_dir:
-            try:
-                dest.prepare_dir(rel)
-            except (OSError, KlosetError) as exc:
-                errors.append((spath, f"cannot create directory: {exc}"))
-                continue
             try:
                 children = list(iter_tree(repo, entry.subtree)) if entry.subtree else []
             except KlosetError as exc:
@@ -113,6 +108,18 @@ def plan_restore(
             for child in reversed(children):
                 cpath = f"{spath.rstrip('/')}/{child.name}"
                 todo.append((cpath, f"{rel}/{child.name}" if rel else child.name, child))
+
+    dirs = [(rel, spath) for spath, rel, entry in found if entry.is_dir]
+    failed = _create_dirs(dest, dirs, threads, errors)
+    items: list[list[Any]] = []
+    files: list[tuple[tuple[bytes, int], int]] = []
+    counts = {"files": 0, "dirs": 0, "symlinks": 0, "bytes": 0}
+    for spath, rel, entry in found:
+        if failed and _below(rel, failed, include_self=not entry.is_dir):
+            continue  # nothing is written below a directory that could not be created
+        if entry.is_dir:
+            if rel in failed:
+                continue
             if spath == "/":
                 continue  # snapshots record no metadata for their root: leave the target's alone
             counts["dirs"] += 1
@@ -143,6 +150,44 @@ def plan_restore(
         {"v": 1, "snapshot": header.id, "path": base, "items": items, "batches": batches},
     )
     return RestorePlan(run_dir, header.hex, base, len(batches), errors=errors, **counts)
+
+
+def _create_dirs(
+    dest: Destination, dirs: list[tuple[str, str]], threads: int, errors: list[tuple[str, str]]
+) -> set[str]:
+    """Create the directories one depth at a time, each level in parallel: a mkdir costs
+    kernel time (or, on Koofr, a request) that only overlap hides. Returns those that failed;
+    a directory below a failed one is not attempted."""
+    levels: dict[int, list[tuple[str, str]]] = {}
+    for rel, spath in dirs:
+        levels.setdefault(rel.count("/") + 1 if rel else 0, []).append((rel, spath))
+    failed: set[str] = set()
+
+    def make(rel: str) -> str | None:
+        try:
+            dest.prepare_dir(rel)
+        except (OSError, KlosetError) as exc:
+            return f"cannot create directory: {exc}"
+        return None
+
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        for depth in sorted(levels):
+            # One attempt per path: a crafted tree may name the same directory twice.
+            unique = dict(levels[depth][::-1])
+            todo = [(r, s) for r, s in unique.items() if not (failed and _below(r, failed))]
+            for (rel, spath), err in zip(todo, pool.map(make, [r for r, _ in todo]), strict=True):
+                if err is not None:
+                    failed.add(rel)
+                    errors.append((spath, err))
+    return failed
+
+
+def _below(rel: str, failed: set[str], *, include_self: bool = False) -> bool:
+    """Whether `rel` lies inside (or, with include_self, is) a directory in `failed`."""
+    if include_self and rel in failed:
+        return True
+    parts = rel.split("/")
+    return "" in failed or any("/".join(parts[:i]) in failed for i in range(1, len(parts)))
 
 
 def _file_blocks(repo: Repository, entry: Entry, cache: dict[bytes, bytes]) -> Iterator[bytes]:

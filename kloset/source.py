@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -18,6 +19,9 @@ from fsspec.implementations.local import LocalFileSystem
 
 from kloset.excludes import Excluder
 from kloset.tree import DIR, FILE, SYMLINK
+
+# Folder listings of a remote source in flight at once (the client bounds its own requests too).
+LIST_AHEAD = 8
 
 
 @dataclass
@@ -126,28 +130,49 @@ class FsspecSource(Source):
         if info.get("type") != "directory":
             raise NotADirectoryError(f"{self.location} is not a directory")
         yield ScanItem("", DIR, stat.S_IFDIR | 0o755, _mtime_ns(info))
-        yield from self._scan_dir("", excluder)
-
-    def _scan_dir(self, rel: str, excluder: Excluder) -> Iterator[ScanItem]:
+        # Each listing is a request: list the folders ahead of the depth-first walk, several
+        # at a time, so a tree of many folders costs round trips in parallel, not in series.
+        pool = ThreadPoolExecutor(LIST_AHEAD, thread_name_prefix="kloset-list")
         try:
-            listing = self.fs.ls(self._full(rel), detail=True)
+            yield from self._scan_dir("", excluder, pool, pool.submit(self._list, ""))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _list(self, rel: str) -> list[tuple[str, dict[str, Any]]]:
+        items = []
+        for info in self.fs.ls(self._full(rel), detail=True):
+            name = str(info["name"]).rstrip("/").rsplit("/", 1)[-1]
+            if name and name not in (".", ".."):
+                items.append((name, info))
+        items.sort(key=lambda t: t[0])
+        return items
+
+    def _scan_dir(
+        self,
+        rel: str,
+        excluder: Excluder,
+        pool: ThreadPoolExecutor,
+        listing: Future[list[tuple[str, dict[str, Any]]]],
+    ) -> Iterator[ScanItem]:
+        try:
+            items = listing.result()
         except Exception as exc:  # noqa: BLE001 - one unlistable folder must not stop the backup
             yield ScanItem(rel, DIR, stat.S_IFDIR | 0o755, 0, error=f"cannot list directory: {exc}")
             return
-        items = []
-        for info in listing:
-            name = str(info["name"]).rstrip("/").rsplit("/", 1)[-1]
-            if not name or name in (".", ".."):
-                continue
-            items.append((name, info))
-        items.sort(key=lambda t: t[0])
+        subdirs: dict[str, Future[list[tuple[str, dict[str, Any]]]]] = {}
+        for name, info in items:
+            child = f"{rel}/{name}" if rel else name
+            if info.get("type") == "directory" and not (
+                excluder and excluder.excluded(child, True)
+            ):
+                subdirs[child] = pool.submit(self._list, child)
         for name, info in items:
             child = f"{rel}/{name}" if rel else name
             if info.get("type") == "directory":
-                if excluder and excluder.excluded(child, True):
-                    continue
+                if child not in subdirs:
+                    continue  # excluded
                 yield ScanItem(child, DIR, stat.S_IFDIR | 0o755, _mtime_ns(info))
-                yield from self._scan_dir(child, excluder)
+                yield from self._scan_dir(child, excluder, pool, subdirs.pop(child))
                 continue
             if excluder and excluder.excluded(child, False):
                 continue

@@ -78,3 +78,26 @@ def test_bench_runs_on_small_corpus(tmp_path: Path) -> None:
         assert "kloset/restic" in doc
     # the corpus itself is never modified by the change set
     assert not list(corpus.rglob("bench-added-*"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("rclone") is None, reason="needs rclone")
+def test_koofr_bench_runs_and_writes_its_section(tmp_path: Path) -> None:
+    """`bench/koofr.py` end to end on 30 files without added latency: every command runs,
+    the table has its three rows, and --out replaces only its own section."""
+    out = tmp_path / "BENCH.md"
+    out.write_text("# Bench\n\nhand-written intro stays\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    for i in range(2):  # the second run replaces the section instead of adding another
+        res = subprocess.run(
+            [sys.executable, str(ROOT / "bench" / "koofr.py"), "--files", "30", "--latency", "0",
+             "--repeat", "1", "--work", str(tmp_path / f"work{i}"), "--out", str(out)],
+            env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert res.returncode == 0, res.stdout + res.stderr
+    text = out.read_text()
+    assert text.startswith("# Bench\n\nhand-written intro stays\n")
+    assert text.count("BEGIN KOOFR RESULTS") == 1
+    for row in ("| backup from Koofr |", "| unchanged re-run |", "| restore to Koofr |"):
+        assert row in text
+    assert "| unchanged re-run |" in text and " 0 / 0 |" in text  # no downloads the second time

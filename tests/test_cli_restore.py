@@ -140,3 +140,36 @@ def test_restore_threads_option(world: tuple[Path, Path], tmp_path: Path) -> Non
     out = tmp_path / "t1"
     assert cli("at", store, "restore", "-to", out, "latest", "--threads", "1", env=ENV).code == 0
     assert (out / "docs" / "deeper" / "c.txt").read_bytes() == b"gamma\n"
+
+
+def test_directories_are_created_in_parallel_and_failures_prune_their_subtree(
+    tmp_path: Path,
+) -> None:
+    """Directories are made a depth at a time, in parallel. A directory named twice (a crafted
+    tree) is made once and both copies' files land in it. One that cannot be made loses
+    exactly its own subtree: one error line, and its siblings are restored."""
+    store = tmp_path / "store"
+    assert cli("at", store, "create", *FAST_KDF, env=ENV).code == 0
+    repo = open_repo(store)
+    spec = [
+        *[
+            (f"d{i:03d}", [(f"e{j}", [("f.txt", f"{i}/{j}\n".encode())]) for j in range(3)])
+            for i in range(60)
+        ],
+        ("twice", [("one.txt", b"first copy\n")]),
+        ("twice", [("two.txt", b"second copy\n")]),
+        ("blocked", [("deep", [("x.txt", b"never\n")]), ("y.txt", b"never either\n")]),
+    ]
+    snap = craft_snapshot(repo, spec, tmp_path / "spool")
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "blocked").write_text("a file where the snapshot has a directory\n")
+    res = cli("at", store, "restore", "-to", target, snap[:10], env=ENV)
+    assert res.code == 7
+    assert len(res.err_lines) == 1, res.err_lines  # nothing below /blocked is attempted
+    assert res.err_lines[0].startswith("kloset: /blocked: cannot create directory")
+    assert (target / "blocked").read_text().startswith("a file where")
+    assert sorted(os.listdir(target / "twice")) == ["one.txt", "two.txt"]
+    restored = sorted(str(p.relative_to(target)) for p in target.glob("d*/e*/f.txt"))
+    assert len(restored) == 180
+    assert (target / "d042" / "e2" / "f.txt").read_bytes() == b"42/2\n"
