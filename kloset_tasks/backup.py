@@ -10,8 +10,6 @@ snapshot header last).
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import Any
 
 from prefect import task
@@ -31,7 +29,7 @@ from kloset.backup import (
 )
 from kloset.backup import commit_snapshot as engine_commit
 from kloset.backup import upload_batch as engine_upload
-from kloset.backup.plan import load_plan
+from kloset.backup.plan import load_plan_cached
 from kloset.backup.procpool import chunk_batch_in_process
 from kloset.check import verify_snapshot
 from kloset.errors import StoreNotFound
@@ -39,22 +37,6 @@ from kloset_tasks.spec import LocationParam, backup_spool_root, bulk, open_repo
 
 # Jitter spreads retries of parallel batches so they do not hit Koofr in lockstep.
 _JITTER = 0.5
-_plans: OrderedDict[str, dict[str, Any]] = OrderedDict()
-_plans_lock = threading.Lock()
-
-
-def _plan(run_dir: str) -> dict[str, Any]:
-    """The run's plan, decoded once per process: it never changes after `enumerate`, and
-    decoding it (every file of the source) per `chunk` task would cost more than Prefect."""
-    with _plans_lock:
-        plan = _plans.get(run_dir)
-    if plan is None:
-        plan = load_plan(run_dir)
-        with _plans_lock:
-            _plans[run_dir] = plan
-            while len(_plans) > 2:
-                _plans.popitem(last=False)
-    return plan
 
 
 @task(
@@ -115,7 +97,7 @@ def chunk(
     if processes > 0 and src.local_path("") is not None:
         return chunk_batch_in_process(open_repo(store), run_dir, batch, src, processes)
     repo = open_repo(store, refresh=True)
-    return chunk_batch(repo, run_dir, batch, source=src, plan=_plan(run_dir))
+    return chunk_batch(repo, run_dir, batch, source=src, plan=load_plan_cached(run_dir))
 
 
 @task(

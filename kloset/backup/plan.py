@@ -10,7 +10,9 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -209,3 +211,22 @@ def _user() -> str:
 
 def load_plan(run_dir: str) -> dict[str, Any]:
     return spool.read_msgpack(spool.plan_path(run_dir))  # type: ignore[no-any-return]
+
+
+_plans: OrderedDict[str, dict[str, Any]] = OrderedDict()
+_plans_lock = threading.Lock()
+
+
+def load_plan_cached(run_dir: str) -> dict[str, Any]:
+    """The run's plan, decoded once per process (the two newest runs are kept): it never
+    changes after enumerate, and decoding it (every file of the source) for each batch costs
+    more than chunking a small batch."""
+    with _plans_lock:
+        plan = _plans.get(run_dir)
+    if plan is None:
+        plan = load_plan(run_dir)
+        with _plans_lock:
+            _plans[run_dir] = plan
+            while len(_plans) > 2:
+                _plans.popitem(last=False)
+    return plan

@@ -22,7 +22,7 @@ from collections import OrderedDict
 from typing import IO, Any
 
 from kloset.backup.chunk import ChunkResult, chunk_batch
-from kloset.backup.plan import load_plan
+from kloset.backup.plan import load_plan_cached
 from kloset.config import StoreConfig
 from kloset.crypto import KeySet
 from kloset.errors import KlosetError
@@ -116,9 +116,8 @@ def shutdown() -> None:
 
 # -- the worker side -------------------------------------------------------------------------
 
-# In each worker process: the stores it opened and the plans it decoded, newest last.
+# In each worker process: the stores it opened, newest last.
 _repos: OrderedDict[tuple[str, str], Repository] = OrderedDict()
-_plans: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
 
 def _worker_repo(storage: Storage, config: bytes, keys: bytes) -> Repository:
@@ -136,15 +135,6 @@ def _worker_repo(storage: Storage, config: bytes, keys: bytes) -> Repository:
     return repo
 
 
-def _worker_plan(run_dir: str) -> dict[str, Any]:
-    plan = _plans.get(run_dir)
-    if plan is None:
-        plan = _plans[run_dir] = load_plan(run_dir)
-        while len(_plans) > 2:
-            _plans.popitem(last=False)
-    return plan
-
-
 def serve() -> None:
     """The worker's loop: one job in, one `(ok, result or exception)` out, until EOF."""
     from kloset.gcpause import fewer_collections
@@ -159,7 +149,7 @@ def serve() -> None:
         try:
             with fewer_collections():
                 repo = _worker_repo(storage, config, keys)
-                plan = _worker_plan(run_dir)
+                plan = load_plan_cached(run_dir)
                 result = chunk_batch(repo, run_dir, batch_no, source=source, plan=plan)
             reply: tuple[bool, Any] = (True, result)
         except Exception as exc:  # noqa: BLE001 - handed to the caller, who raises it
