@@ -123,6 +123,7 @@ def commit_snapshot(
             raise RuntimeError(f"batch {batch_no} of this backup was not uploaded yet")
         res = spool.read_msgpack(path)
         files.update({int(k): v for k, v in res["files"].items()})
+        # each blob as BlobEntry.to_list(): [type, id, offset, length, raw_length]
         stored.update(bytes(b[1]) for _pid, _size, blobs in res["packs"] for b in blobs)
         errors.extend((str(p), str(m)) for p, m in res["errors"])
         for key in totals:
