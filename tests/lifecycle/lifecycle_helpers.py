@@ -10,6 +10,7 @@ import hashlib
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -179,3 +180,39 @@ def wait_for_lock(store: Path, proc, timeout: float = 20.0) -> None:
         if any(".tmp-" not in n for n in os.listdir(store / "locks")):
             return
         time.sleep(0.002)
+
+
+class RandomKiller:
+    """SIGKILLs runs at random points of their real work: after the run takes its store lock,
+    within `work_time` (a calibrated run's duration from lock to exit). The window shrinks when
+    runs finish before their kill and grows back when kills land, because timing differs from
+    machine to machine."""
+
+    def __init__(self, seed: int, work_time: float, scale: float = 0.9) -> None:
+        self.rng = random.Random(seed)
+        self.work_time = work_time
+        self.scale = scale
+        self.kills = 0
+
+    def run(self, proc: subprocess.Popen[str], store: Path) -> bool:
+        """Wait for `proc` to lock `store`, kill it at a random moment (unless it finished
+        first) and reap it. Returns whether it was killed."""
+        wait_for_lock(store, proc)
+        time.sleep(self.rng.uniform(0.0, self.scale * self.work_time))
+        killed = proc.poll() is None
+        if killed:
+            os.kill(proc.pid, signal.SIGKILL)
+            self.kills += 1
+            self.scale = min(1.0, self.scale * 1.05)
+        else:
+            self.scale *= 0.7
+        proc.communicate(timeout=60)
+        return killed
+
+
+def time_locked_work(proc: subprocess.Popen[str], store: Path) -> float:
+    """Seconds `proc` runs from taking its lock on `store` to exiting (kill-loop calibration)."""
+    wait_for_lock(store, proc)
+    locked = time.monotonic()
+    proc.communicate(timeout=60)
+    return time.monotonic() - locked

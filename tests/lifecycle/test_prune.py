@@ -6,13 +6,13 @@ import json
 import os
 import random
 import shutil
-import signal
 import time
 from pathlib import Path
 
 import pytest
 from lifecycle_helpers import (
     MB,
+    RandomKiller,
     assert_check_ok,
     evolve,
     kloset,
@@ -23,8 +23,8 @@ from lifecycle_helpers import (
     snapshot_ids,
     spawn,
     store_bytes,
+    time_locked_work,
     tree_digest,
-    wait_for_lock,
     write_tree,
 )
 
@@ -201,29 +201,14 @@ def test_kill_prune_loop(history, tmp_path: Path) -> None:
     args = ("prune", "--keep-last", "2", "--grace", "0")
     calibration = tmp_path / "calibration"
     shutil.copytree(pristine, calibration)
-    proc = spawn("at", str(calibration), *args)
-    wait_for_lock(calibration, proc)
-    locked = time.monotonic()
-    proc.communicate(timeout=60)
-    work_time = time.monotonic() - locked
+    killer = RandomKiller(5, time_locked_work(spawn("at", str(calibration), *args), calibration))
     target = store_bytes(calibration)
-    rng = random.Random(5)
-    kills = rounds = 0
-    scale = 0.9  # adapts when runs finish before their kill (timing differs per machine)
-    while kills < 5 and rounds < 16:
+    rounds = 0
+    while killer.kills < 5 and rounds < 16:
         rounds += 1
         work = tmp_path / f"work{rounds}"
         shutil.copytree(pristine, work)
-        proc = spawn("at", str(work), *args)
-        wait_for_lock(work, proc)  # then kill anywhere in the real work
-        time.sleep(rng.uniform(0.0, scale * work_time))
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            kills += 1
-            scale = min(1.0, scale * 1.05)
-        else:
-            scale *= 0.7
-        proc.communicate(timeout=60)
+        killer.run(spawn("at", str(work), *args), work)
         assert_check_ok(work)
         present = {h.hex for h in open_store(work).list_snapshots()}
         assert set(ids[2:]) <= present
@@ -231,7 +216,7 @@ def test_kill_prune_loop(history, tmp_path: Path) -> None:
         assert_check_ok(work, read_data=True)
         assert store_bytes(work) <= 1.02 * target
         shutil.rmtree(work)
-    assert kills >= 5
+    assert killer.kills >= 5
     assert restore_to(calibration, ids[3], tmp_path / "r") == tree_digest(states / "v3")
 
 

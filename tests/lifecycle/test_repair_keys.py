@@ -4,15 +4,14 @@ change (rewrap only)."""
 from __future__ import annotations
 
 import os
-import random
 import re
-import signal
-import time
+import subprocess
 from pathlib import Path
 
 import pytest
 from lifecycle_helpers import (
     PASS,
+    RandomKiller,
     assert_check_ok,
     kloset,
     new_store,
@@ -21,8 +20,8 @@ from lifecycle_helpers import (
     restore_to,
     snapshot_ids,
     spawn,
+    time_locked_work,
     tree_digest,
-    wait_for_lock,
 )
 
 from kloset.errors import CorruptObject, WrongPassphrase
@@ -132,29 +131,24 @@ def test_kill_passphrase_change_loop(store: Path, source: Path, tmp_path: Path) 
     """SIGKILL at random points of `passphrase change`, 20 times in a row: the store always
     opens with the old or the new passphrase, always passes check, and never loses a snapshot."""
     (snap,) = snapshot_ids(kloset("at", str(store), "backup", str(source)).stdout)
-    rng = random.Random(6)
-    current, kills, rounds = PASS, 0, 0
-    work_time = 0.05  # calibrated by the runs that finish before their kill
-    while kills < 20 and rounds < 60:
-        rounds += 1
-        new = f"words {rounds}"
+
+    def change(rounds: int, current: str) -> tuple[str, subprocess.Popen[str]]:
         secret = tmp_path / f"pass-{rounds}"
-        secret.write_text(new)
+        secret.write_text(f"words {rounds}")
         args = ("at", str(store), "passphrase", "change", "--new-passphrase-file", str(secret))
-        proc = spawn(*args, KLOSET_PASSPHRASE=current)
-        wait_for_lock(store, proc)
-        locked = time.monotonic()
-        time.sleep(rng.uniform(0.0, work_time))
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            kills += 1
-        else:
-            work_time = max(work_time, time.monotonic() - locked)
-        proc.wait()
+        return f"words {rounds}", spawn(*args, KLOSET_PASSPHRASE=current)
+
+    current, proc = change(0, PASS)
+    killer = RandomKiller(6, time_locked_work(proc, store))
+    rounds = 0
+    while killer.kills < 20 and rounds < 60:
+        rounds += 1
+        new, proc = change(rounds, current)
+        killer.run(proc, store)
         opens = [p for p in (new, current) if _opens_with(store, p)]
         assert opens, f"round {rounds}: neither passphrase opens the store"
         current = opens[0]
         assert open_store(store, current).resolve_snapshot(snap).hex == snap
         kloset("at", str(store), "unlock", KLOSET_PASSPHRASE=current)
-    assert kills >= 20
+    assert killer.kills >= 20
     kloset("at", str(store), "check", KLOSET_PASSPHRASE=current)

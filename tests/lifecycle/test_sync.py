@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import signal
 import time
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 from lifecycle_helpers import (
     MB,
     PASS,
+    RandomKiller,
     assert_check_ok,
     evolve,
     kloset,
@@ -22,8 +22,8 @@ from lifecycle_helpers import (
     snapshot_ids,
     spawn,
     store_bytes,
+    time_locked_work,
     tree_digest,
-    wait_for_lock,
 )
 
 from kloset.keys_change import create_linked
@@ -147,34 +147,21 @@ def test_kill_sync_loop(two_versions, tmp_path: Path) -> None:
     reference = tmp_path / "reference"
     new_store(reference)
     proc = spawn("at", str(src), "sync", "--to", str(reference), KLOSET_TO_PASSPHRASE=PASS)
-    wait_for_lock(reference, proc)
-    locked = time.monotonic()
-    proc.communicate(timeout=60)
-    work_time = time.monotonic() - locked  # calibrates the kill delays to this machine
+    killer = RandomKiller(11, time_locked_work(proc, reference))
     full = store_bytes(reference)
-    rng = random.Random(11)
-    kills = rounds = 0
-    scale = 0.9  # adapts when runs finish before their kill (timing differs per machine)
-    while kills < 4 and rounds < 30:
+    rounds = 0
+    while killer.kills < 4 and rounds < 30:
         rounds += 1
         dst = tmp_path / f"dst{rounds}"
         new_store(dst)
         proc = spawn("at", str(src), "sync", "--to", str(dst), KLOSET_TO_PASSPHRASE=PASS)
-        wait_for_lock(dst, proc)
-        time.sleep(rng.uniform(0.0, scale * work_time))
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            kills += 1
-            scale = min(1.0, scale * 1.05)
-        else:
-            scale *= 0.7
-        proc.communicate(timeout=60)
+        killer.run(proc, dst)
         assert_check_ok(dst)
         sync_cli(src, dst)
         assert store_bytes(dst) <= 1.03 * full + SLACK, (store_bytes(dst), full)
         assert len(open_store(dst).list_snapshots()) == 2
         assert_check_ok(dst, read_data=True)
-    assert kills >= 4
+    assert killer.kills >= 4
     latest = max(open_store(dst).list_snapshots(), key=lambda h: h.time_ns)
     assert restore_to(dst, latest.hex, tmp_path / "r") == tree_digest(states[1])
     assert added[1] > MB
