@@ -44,15 +44,16 @@ class KdfParams:
         return cls(salt=os.urandom(16), iterations=iterations, memory_kib=memory_kib)
 
     def derive(self, passphrase: str) -> bytes:
-        kdf = Argon2id(
-            salt=self.salt,
-            length=32,
-            iterations=self.iterations,
-            lanes=self.lanes,
-            memory_cost=self.memory_kib,
-        )
         secret = passphrase.encode("utf-8")
         for attempt in range(3):
+            # A KDF object derives once: each attempt needs its own.
+            kdf = Argon2id(
+                salt=self.salt,
+                length=32,
+                iterations=self.iterations,
+                lanes=self.lanes,
+                memory_cost=self.memory_kib,
+            )
             try:
                 with _KDF_LOCK:
                     return kdf.derive(secret)
@@ -60,13 +61,6 @@ class KdfParams:
                 if attempt == 2:
                     raise
                 time.sleep(0.2 * (attempt + 1))
-                kdf = Argon2id(
-                    salt=self.salt,
-                    length=32,
-                    iterations=self.iterations,
-                    lanes=self.lanes,
-                    memory_cost=self.memory_kib,
-                )
         raise AssertionError("unreachable")
 
 
