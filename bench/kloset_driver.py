@@ -18,9 +18,9 @@ from kloset.backup import BackupOptions
 from kloset.backup.pipeline import run_backup
 from kloset.crypto import KdfParams
 from kloset.errors import KlosetError
-from kloset.locations import canonical, open_source, open_storage
+from kloset.locations import canonical, open_destination, open_source, open_storage
 from kloset.repository import Repository
-from kloset.restore import open_destination, run_restore
+from kloset.restore import run_restore
 
 
 def _passphrase() -> str:

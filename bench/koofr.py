@@ -39,8 +39,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from koofrfs.emulator import FaultRule, KoofrEmulator  # noqa: E402
-from koofrfs.emulator.sample import write_file  # noqa: E402
+from koofr_emulator import FaultRule, KoofrEmulator  # noqa: E402
+from koofr_emulator.sample import write_file  # noqa: E402
 from koofrfs.rclone import obscure  # noqa: E402
 
 BEGIN = "<!-- BEGIN KOOFR RESULTS (bench/koofr.py --out) -->"

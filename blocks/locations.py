@@ -63,7 +63,7 @@ def open_destination(value: Location) -> Destination:
         if root:
             fs.makedirs(root, exist_ok=True)
         return FsspecDestination(fs, root, value.location_label())
-    from kloset.restore import open_destination as engine_open_destination
+    from kloset.locations import open_destination as engine_open_destination
 
     return engine_open_destination(value)
 

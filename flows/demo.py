@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from blocks import KlosetRepository, KoofrCredentials, KoofrStorage
     from flows import backup_flow, restore_flow
-    from koofrfs.emulator import KoofrEmulator, seed_sample_data
+    from koofr_emulator import KoofrEmulator, seed_sample_data
 
     _step("1/5 Starting the Koofr emulator on 127.0.0.1 with sample data")
     try:

@@ -9,6 +9,7 @@ import fsspec
 from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
 
+from kloset.destination import Destination, FsspecDestination, LocalDestination
 from kloset.errors import LocationError
 from kloset.source import FsspecSource, LocalSource, Source
 from kloset.storage import Storage
@@ -63,6 +64,16 @@ def open_source(location: str) -> Source:
     if info.get("type") != "directory":
         raise LocationError(f"source {location} is not a directory")
     return FsspecSource(fs, root, location)
+
+
+def open_destination(location: str) -> Destination:
+    """Where a restore writes: a local directory (created as needed) or any fsspec location."""
+    fs, root = resolve(location, "destination")
+    if isinstance(fs, LocalFileSystem):
+        if os.path.exists(root) and not os.path.isdir(root):
+            raise LocationError(f"restore target {location} exists and is not a directory")
+        return LocalDestination(root)
+    return FsspecDestination(fs, root, location)
 
 
 def canonical(location: str) -> str:

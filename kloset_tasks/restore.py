@@ -15,7 +15,7 @@ from prefect.tasks import exponential_backoff
 from blocks import KlosetRepository
 from blocks import locations as block_locations
 from kloset import restore as engine
-from kloset.restore_verify import RestoreVerifyResult, verify_restored
+from kloset.restore.verify import RestoreVerifyResult, verify_restored
 from kloset_tasks.spec import LocationParam, bulk, open_repo, restore_spool_root
 
 _JITTER = 0.5

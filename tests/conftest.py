@@ -16,7 +16,7 @@ os.environ.setdefault("XDG_CACHE_HOME", os.path.join(_SANDBOX, "cache"))
 os.environ.pop("KLOSET_PASSPHRASE", None)
 
 pytest_plugins = (
-    ["koofrfs.emulator.pytest_plugin"]
-    if importlib.util.find_spec("koofrfs.emulator.pytest_plugin") is not None
+    ["koofr_emulator.pytest_plugin"]
+    if importlib.util.find_spec("koofr_emulator.pytest_plugin") is not None
     else []
 )

@@ -216,7 +216,7 @@ def test_cli_prefect_block_hook(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_cli_import_check_and_use_against_emulator(tmp_path: Path) -> None:
-    from koofrfs.emulator import KoofrEmulator
+    from koofr_emulator import KoofrEmulator
 
     with KoofrEmulator(tmp_path / "emu", port=0) as emu:
         good = rclone_text(endpoint=emu.url, password=emu.password)

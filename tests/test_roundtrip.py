@@ -14,9 +14,9 @@ from kloset.backup import BackupOptions
 from kloset.backup.pipeline import run_backup
 from kloset.check import check_store
 from kloset.crypto import KdfParams
-from kloset.locations import open_source, open_storage
+from kloset.locations import open_destination, open_source, open_storage
 from kloset.repository import Repository
-from kloset.restore import open_destination, run_restore
+from kloset.restore import run_restore
 from kloset.vfs import SnapshotView
 
 

@@ -27,9 +27,9 @@ from kloset.backup.upload import upload_batch
 from kloset.config import ChunkerParams
 from kloset.crypto import KdfParams
 from kloset.errors import KlosetError
-from kloset.locations import open_source, open_storage
+from kloset.locations import open_destination, open_source, open_storage
 from kloset.repository import Repository
-from kloset.restore import open_destination, run_restore
+from kloset.restore import run_restore
 
 CHUNKER = ChunkerParams(min_size=16 * 1024, avg_size=32 * 1024, max_size=128 * 1024)
 

@@ -203,7 +203,7 @@ def ls(
 def cat(ctx: typer.Context, target: str = typer.Argument(..., metavar="SNAP:/path")) -> None:
     """Write a file's bytes to stdout, a few chunks at a time."""
     from kloset.fetch import fetch_blobs
-    from kloset.restore import WINDOW_CHUNKS
+    from kloset.restore.batch import WINDOW_CHUNKS
 
     repo = store_ctx(ctx).open()
     header, path = _resolve(repo, target)
@@ -283,7 +283,8 @@ def restore(
     threads: int = typer.Option(8, "--threads", help="Files written in parallel."),
 ) -> int:
     """Restore a snapshot (or a path in it) into a folder; identical files are skipped."""
-    from kloset.restore import open_destination, run_restore
+    from kloset.locations import open_destination
+    from kloset.restore import run_restore
 
     repo = store_ctx(ctx).open()
     header, path = _resolve(repo, target)

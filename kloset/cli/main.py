@@ -23,13 +23,16 @@ _COMMAND_MODULES = (
 
 
 def _load_commands() -> None:
+    """Import every verb module. One that cannot be imported is a broken install: say so
+    (a verb silently missing from `--help` would look like a typo on the user's side)."""
     for name in _COMMAND_MODULES:
         try:
             importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            # A verb module not written yet (or its optional dependency) must not break the rest.
-            if not (exc.name or "").startswith(("kloset.cli.", "kloset.ui")):
-                raise
+        except ImportError as exc:
+            raise SystemExit(
+                f"kloset: broken installation: cannot import {name} ({exc}); "
+                "reinstall prefect-kloset"
+            ) from exc
 
 
 def _hoist_store_options(argv: list[str]) -> list[str]:

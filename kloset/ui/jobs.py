@@ -19,8 +19,9 @@ from typing import Any
 
 from kloset.destination import safe_parts
 from kloset.errors import KlosetError, LocationError, UnsafePath
+from kloset.locations import open_destination
 from kloset.repository import Repository
-from kloset.restore import open_destination, run_restore
+from kloset.restore import run_restore
 from kloset.snapshot import SnapshotHeader
 from kloset.vfs import normalize
 

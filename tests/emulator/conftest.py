@@ -1,5 +1,5 @@
 """Helpers for the emulator tests. The ``koofr_emulator``/``koofr_emulator_session`` fixtures
-come from ``koofrfs.emulator.pytest_plugin``, registered by ``tests/conftest.py``."""
+come from ``koofr_emulator.pytest_plugin``, registered by ``tests/conftest.py``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from koofrfs.emulator import KoofrEmulator
+from koofr_emulator import KoofrEmulator
 
 
 def multipart_chunks(

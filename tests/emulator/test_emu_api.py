@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from koofrfs.emulator import KoofrEmulator
+from koofr_emulator import KoofrEmulator
 
 JSON = "application/json; charset=utf-8"
 

@@ -11,16 +11,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from koofrfs.emulator import KoofrEmulator, seed_sample_data
-from koofrfs.emulator.__main__ import is_loopback, main
-from koofrfs.emulator.sample import SAMPLE_EMPTY_DIRS, jpeg_bytes, png_bytes, sample_files
+from koofr_emulator import KoofrEmulator, seed_sample_data
+from koofr_emulator.__main__ import is_loopback, main
+from koofr_emulator.sample import SAMPLE_EMPTY_DIRS, jpeg_bytes, png_bytes, sample_files
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _start_cli(*args: str) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "koofrfs.emulator", "--port", "0", *args],
+        [sys.executable, "-m", "koofr_emulator", "--port", "0", *args],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from koofrfs.emulator import FaultRule, KoofrEmulator
+from koofr_emulator import FaultRule, KoofrEmulator
 
 BLOB = bytes(range(256)) * 1024  # 256 KiB
 

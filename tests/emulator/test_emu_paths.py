@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from koofrfs.emulator.errors import ApiError
-from koofrfs.emulator.paths import (
+from koofr_emulator.errors import ApiError
+from koofr_emulator.paths import (
     is_same_or_within,
     normalize_path,
     split_parent_name,

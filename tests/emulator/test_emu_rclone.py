@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from koofrfs.emulator import FaultRule, KoofrEmulator
+from koofr_emulator import FaultRule, KoofrEmulator
 
 RCLONE = shutil.which("rclone") or "/usr/bin/rclone"
 pytestmark = pytest.mark.skipif(

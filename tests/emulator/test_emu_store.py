@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from koofrfs.emulator.errors import ApiError
-from koofrfs.emulator.sample import write_file
-from koofrfs.emulator.store import PutOptions, Store
+from koofr_emulator.errors import ApiError
+from koofr_emulator.sample import write_file
+from koofr_emulator.store import PutOptions, Store
 
 NAMES = st.sampled_from(["a", "A", "b", "B.txt", "b.TXT", "Ü", "ü"])
 NEW_NAMES = st.sampled_from(["c", "C", "D.bin", "a", "b"])

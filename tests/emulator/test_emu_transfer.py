@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from koofrfs.emulator import KoofrEmulator
+from koofr_emulator import KoofrEmulator
 
 DATA = bytes(range(256)) * 40  # 10240 bytes
 

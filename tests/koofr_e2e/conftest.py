@@ -4,7 +4,7 @@ Everything a user would do is done the way a user does it: the remote reaches kl
 ``rclone config show|dump | kloset ROLE import``, every kloset step is a fresh
 ``python -m kloset.cli.main`` process, and rclone judges what lands in Koofr. Trees whose
 names matter are uploaded by rclone; large or fault-test trees are written straight into the
-emulator's store (``koofrfs.emulator.sample.write_file``), which is much faster. The emulator
+emulator's store (``koofr_emulator.sample.write_file``), which is much faster. The emulator
 runs in the test process so tests can read its request counters and inject faults between steps.
 
 Each test gets its own kloset config dir, cache dir and rclone config, so remotes, spools and
@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 
-from koofrfs.emulator import KoofrEmulator
-from koofrfs.emulator.http_types import Request, Response
+from koofr_emulator import KoofrEmulator
+from koofr_emulator.http_types import Request, Response
 
 RCLONE = shutil.which("rclone") or "/usr/bin/rclone"
 PASSPHRASE = "koofr e2e passphrase"

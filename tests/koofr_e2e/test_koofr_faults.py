@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from koofrfs.emulator import FaultRule
-from koofrfs.emulator.sample import write_file
+from koofr_emulator import FaultRule
+from koofr_emulator.sample import write_file
 
 from .conftest import FAST_KDF, KoofrWorld, assert_same_files, needs_rclone, one_error_line
 

@@ -18,7 +18,7 @@ import pytest
 from kloset.locations import open_storage
 from kloset.repository import Repository
 from kloset.vfs import SnapshotView
-from koofrfs.emulator.sample import write_file
+from koofr_emulator.sample import write_file
 
 from .conftest import (
     FAST_KDF,

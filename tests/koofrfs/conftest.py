@@ -9,10 +9,10 @@ import fsspec
 import pytest
 
 import koofrfs  # noqa: F401  - registers the "koofr" protocol when not pip-installed
-from koofrfs.emulator import KoofrEmulator
+from koofr_emulator import KoofrEmulator
 from koofrfs.filesystem import KoofrFileSystem
 
-# The `koofr_emulator` fixture comes from koofrfs.emulator.pytest_plugin, which tests/conftest.py
+# The `koofr_emulator` fixture comes from koofr_emulator.pytest_plugin, which tests/conftest.py
 # loads (pytest refuses `pytest_plugins` in a conftest below the top level).
 
 

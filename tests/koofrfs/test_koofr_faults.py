@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from koofrfs.emulator import FaultRule, KoofrEmulator
+from koofr_emulator import FaultRule, KoofrEmulator
 from koofrfs.errors import KoofrError, KoofrRetryError, KoofrUploadError
 from koofrfs.filesystem import KoofrFileSystem
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from koofrfs.emulator import KoofrEmulator
+from koofr_emulator import KoofrEmulator
 from koofrfs.errors import InvalidName, KoofrAuthError, KoofrMountError
 from koofrfs.filesystem import KoofrFileSystem
 

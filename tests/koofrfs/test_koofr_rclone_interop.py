@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from koofrfs.emulator import KoofrEmulator
+from koofr_emulator import KoofrEmulator
 from koofrfs.filesystem import KoofrFileSystem
 from koofrfs.rclone import obscure
 

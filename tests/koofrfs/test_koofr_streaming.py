@@ -8,7 +8,7 @@ import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
-from koofrfs.emulator import KoofrEmulator
+from koofr_emulator import KoofrEmulator
 from koofrfs.filesystem import KoofrFileSystem
 
 SIZE = 64 * 2**20

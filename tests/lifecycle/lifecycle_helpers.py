@@ -153,7 +153,8 @@ def tree_digest(root: Path) -> dict[str, str]:
 
 
 def restore_to(store: Path, snap: str, target: Path) -> dict[str, str]:
-    from kloset.restore import open_destination, run_restore
+    from kloset.locations import open_destination
+    from kloset.restore import run_restore
 
     repo = open_store(store)
     header = repo.resolve_snapshot(snap)

@@ -127,7 +127,8 @@ def test_linked_store_then_an_unencrypted_one(two_versions, tmp_path: Path) -> N
         for h in dst.list_snapshots()
         if h.time_ns == open_store(src).resolve_snapshot(ids[1]).time_ns
     ]
-    from kloset.restore import open_destination, run_restore
+    from kloset.locations import open_destination
+    from kloset.restore import run_restore
 
     run_restore(dst, header[0], "/", open_destination(str(tmp_path / "r")))
     assert tree_digest(tmp_path / "r") == tree_digest(states[1])
@@ -173,9 +174,10 @@ def test_sync_to_a_remote_style_store_then_prune_there(two_versions, tmp_path: P
     from kloset.check import check_store
     from kloset.config import ChunkerParams
     from kloset.crypto import KdfParams
+    from kloset.locations import open_destination
     from kloset.prune import PruneOptions, prune
     from kloset.repository import Repository
-    from kloset.restore import open_destination, run_restore
+    from kloset.restore import run_restore
     from kloset.retention import RetentionPolicy
 
     src, states, _ids, _added = two_versions

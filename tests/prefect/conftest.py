@@ -38,7 +38,7 @@ def prefect_harness() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A Koofr emulator with the sample tree and a ``Corpus`` folder big enough for batches."""
-    from koofrfs.emulator import KoofrEmulator, seed_sample_data
+    from koofr_emulator import KoofrEmulator, seed_sample_data
 
     emu = KoofrEmulator(tmp_path_factory.mktemp("koofr"), host="127.0.0.1", port=0).start()
     seed_sample_data(emu)

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from blocks import KlosetRepository
 from flows import backup_flow, prune_flow, restore_flow, verify_flow
 from kloset.check import check_store
-from koofrfs.emulator import FaultRule
+from koofr_emulator import FaultRule
 from tests.prefect.conftest import PASSPHRASE, koofr_files, tree_files
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

@@ -18,7 +18,7 @@ from kloset.source import LocalSource
 from kloset.storage import Storage
 from kloset.ui import create_app
 
-emulator = pytest.importorskip("koofrfs.emulator")
+emulator = pytest.importorskip("koofr_emulator")
 from koofrfs.filesystem import KoofrFileSystem  # noqa: E402
 
 with warnings.catch_warnings():

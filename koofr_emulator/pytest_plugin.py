@@ -1,6 +1,6 @@
 """pytest fixtures: a running emulator per test (``koofr_emulator``) or per session.
 
-Enable with ``pytest_plugins = ["koofrfs.emulator.pytest_plugin"]`` in a top-level conftest.
+Enable with ``pytest_plugins = ["koofr_emulator.pytest_plugin"]`` in a top-level conftest.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from .http_types import Request, Response, error_response, unauthorized
 from .routes import match_route
 from .stats import Counters, LoggedRequest
 
-log = logging.getLogger("koofrfs.emulator")
+log = logging.getLogger("koofr_emulator")
 _SEND_CHUNK = 256 * 1024
 _DROP_UPLOAD_READ = 64 * 1024
 
