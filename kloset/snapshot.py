@@ -32,6 +32,9 @@ class SnapshotHeader:
     stats: dict[str, int | float] = field(default_factory=dict)
     errors: list[tuple[str, str]] = field(default_factory=list)
     errors_total: int = 0
+    # Who ran the backup, as free-form labels (an orchestrator's run id and link, say):
+    # the engine records them and shows them, it never interprets them.
+    origin: dict[str, str] = field(default_factory=dict)
     id: bytes = b""
 
     @property
@@ -52,6 +55,8 @@ class SnapshotHeader:
             "errors": [list(e) for e in self.errors[:MAX_ERRORS_INLINE]],
             "errors_total": max(self.errors_total, len(self.errors)),
         }
+        if self.origin:
+            doc["origin"] = {str(k): str(v) for k, v in sorted(self.origin.items())}
         return msgpack.packb(doc)
 
     @classmethod
@@ -69,6 +74,7 @@ class SnapshotHeader:
                 stats=dict(doc.get("stats") or {}),
                 errors=[(str(p), str(m)) for p, m in doc.get("errors") or []],
                 errors_total=int(doc.get("errors_total", 0)),
+                origin={str(k): str(v) for k, v in (doc.get("origin") or {}).items()},
             )
         except Exception as exc:  # noqa: BLE001
             raise CorruptObject(f"{what}: snapshot header is damaged ({exc})") from exc

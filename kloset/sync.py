@@ -175,6 +175,7 @@ def sync_snapshots(
                     stats=dict(header.stats),
                     errors=list(header.errors),
                     errors_total=header.errors_total,
+                    origin=dict(header.origin),
                 )
                 new_id = dst.save_snapshot(new)
                 mapped[header.id] = new_id

@@ -205,6 +205,7 @@ def commit_snapshot(
         stats=stats,
         errors=errors,
         errors_total=len(errors),
+        origin=dict(plan["options"].get("origin") or {}),
     )
     snap_id = repo.save_snapshot(header)
     if cleanup:

@@ -36,6 +36,8 @@ class BackupOptions:
     parent: str | None = None  # snapshot ref; None = latest snapshot of the same source
     batch_bytes: int = 256 * 1024 * 1024
     batch_files: int = 20_000
+    # Recorded in the snapshot header as given (see SnapshotHeader.origin): who ran the backup.
+    origin: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
