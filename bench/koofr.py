@@ -43,6 +43,8 @@ from koofr_emulator import FaultRule, KoofrEmulator  # noqa: E402
 from koofr_emulator.sample import write_file  # noqa: E402
 from koofrfs.rclone import obscure  # noqa: E402
 
+from report import update_doc  # noqa: E402
+
 BEGIN = "<!-- BEGIN KOOFR RESULTS (bench/koofr.py --out) -->"
 END = "<!-- END KOOFR RESULTS -->"
 PASSPHRASE = "bench-passphrase-not-secret"
@@ -129,17 +131,6 @@ def rclone_version() -> str:
     return res.stdout.split("\n", 1)[0].replace("rclone ", "") if res.returncode == 0 else "?"
 
 
-def write_out(path: Path, section: str) -> None:
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    block = f"{BEGIN}\n{section}{END}\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1].lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    path.write_text(text, encoding="utf-8")
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--files", type=int, default=1000, help="files in the tree")
@@ -185,7 +176,7 @@ def main() -> int:
     section = report(rounds, args, size)
     print("\n" + section)
     if args.out:
-        write_out(args.out, section)
+        update_doc(args.out, section, BEGIN, END)
         print(f"wrote {args.out}")
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)

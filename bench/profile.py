@@ -23,7 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import run  # noqa: E402 - the benchmark's own helpers, so the scenario is identical
+# The benchmark's own helpers, so the scenario is identical.
+from corpus import apply_changes, copy_tree, ensure_default_corpus, warm  # noqa: E402
+from measure import run_measured, sync  # noqa: E402
+from run import DEFAULT_WORK  # noqa: E402
+from tools import Kloset, ToolEnv  # noqa: E402
 
 
 def _frame_key(frame: str) -> str:
@@ -71,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--corpus", type=Path)
-    p.add_argument("--work", type=Path, default=run.DEFAULT_WORK)
-    p.add_argument("--phases", default="first,incremental,restore")
+    p.add_argument("--work", type=Path, default=DEFAULT_WORK)
+    p.add_argument("--phases", default="first,incremental,unchanged,restore")
     p.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     p.add_argument("--top", type=int, default=30)
     p.add_argument("--seed", type=int, default=20240601)
@@ -83,39 +87,40 @@ def main(argv: list[str] | None = None) -> int:
     if not pyspy:
         raise SystemExit("py-spy not found: pip install py-spy")
     work = args.work.resolve()
-    corpus = args.corpus.resolve() if args.corpus else run.ensure_default_corpus(work)
+    corpus = args.corpus.resolve() if args.corpus else ensure_default_corpus(work)
     phases = set(args.phases.split(","))
-    tool = run.Kloset(args.kloset_driver)
+    tool = Kloset(args.kloset_driver)
     base = work / "profile"
     shutil.rmtree(base, ignore_errors=True)
-    te = run.ToolEnv(base, base / "repo", base / "cache", base / "tmp", base / "commands.log")
+    te = ToolEnv(base, base / "repo", base / "cache", base / "tmp", base / "commands.log")
     for d in (te.cache, te.tmp):
         d.mkdir(parents=True)
     env = tool.env(te)
     tree = work / "tree"
-    run.copy_tree(corpus, tree)
-    run.sync()
-    run.warm(tree)
-    run.run_measured(tool.init_cmd(te), cwd=base, env=env, log=te.log)
+    copy_tree(corpus, tree)
+    sync()
+    warm(tree)
+    run_measured(tool.init_cmd(te), cwd=base, env=env, log=te.log)
 
     def step(phase: str, cmd: list[str], cwd: Path) -> None:
         if phase not in phases:
-            run.run_measured(cmd, cwd=cwd, env=env, log=te.log)
+            run_measured(cmd, cwd=cwd, env=env, log=te.log)
             return
         out = work / f"profile-{phase}.txt"
         full = [pyspy, "record", "--subprocesses", "--rate", str(args.rate), "--format", "raw",
                 "--output", str(out), "--", *cmd]  # fmt: skip
-        m = run.run_measured(full, cwd=cwd, env=env, log=te.log)
+        m = run_measured(full, cwd=cwd, env=env, log=te.log)
         print(f"\n== {phase}: {m.wall_s:.2f} s wall under py-spy, {m.user_s + m.sys_s:.2f} s CPU")
         print(summarize_collapsed(out, args.rate, args.top))
 
     cmd, cwd = tool.backup_cmd(te, tree, "first")
     step("first", cmd, cwd)
-    run.apply_changes(tree, args.seed, args.change_fraction)
-    run.sync()
-    run.warm(tree)
+    apply_changes(tree, args.seed, args.change_fraction)
+    sync()
+    warm(tree)
     cmd, cwd = tool.backup_cmd(te, tree, "second")
     step("incremental", cmd, cwd)
+    step("unchanged", cmd, cwd)
     target = base / "restore"
     target.mkdir()
     cmd, cwd = tool.restore_cmd(te, target, "second")
