@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kloset.errors import KlosetError
+from kloset.leftovers import clean_leftovers
 from kloset.locks import StoreLock, store_lock
 from kloset.mark import mark_used
 from kloset.pack import BlobEntry, PackWriter, SealedPack, pack_name
@@ -128,7 +129,31 @@ def _prune_locked(
     report = PruneReport(dry_run=opts.dry_run, policy=policy.describe())
     grace = opts.grace_minutes * 60.0
     now = time.time()
+    keep, removed = _forget(repo, policy, report)
+    found = _inventory(repo, grace, now, report)
+    _classify(repo, found.packs, keep, opts, report, emit)
+    emit("planned", {"report": report})
+    if opts.dry_run:
+        report.bytes_written = report.bytes_copied  # estimate: headers are a rounding error
+        report.tmp_removed, report.tmp_bytes = clean_leftovers(repo, grace, now, dry_run=True)
+        return report
+    assert lock is not None, "a real prune always holds the exclusive lock"
+    _apply(repo, lock, removed, found, report, emit)
+    report.tmp_removed, report.tmp_bytes = clean_leftovers(repo, grace, now, dry_run=False)
+    for obj in found.stray:  # interrupted uploads under packs/ (not named like a finished pack)
+        if obj.older_than(grace, now):
+            repo.storage.delete(obj.name)
+            report.tmp_removed += 1
+            report.tmp_bytes += obj.size
+    repo.reload_index()
+    return report
 
+
+def _forget(
+    repo: Repository, policy: RetentionPolicy, report: PruneReport
+) -> tuple[list[SnapshotHeader], list[SnapshotHeader]]:
+    """(kept, removed) snapshots by policy; refuses when a snapshot cannot be read, since
+    prune could not know what it uses."""
     damaged: list[str] = []
     snaps = repo.list_snapshots(
         on_error=lambda sid, exc: damaged.append(f"{sid.hex()[:12]} ({exc})")
@@ -138,18 +163,32 @@ def _prune_locked(
             f"cannot read snapshot {damaged[0]}: prune cannot know what it uses "
             "(run `check`, then `rm` it)"
         )
-    keep: list[SnapshotHeader] = snaps
-    removed: list[SnapshotHeader] = []
-    if not policy.empty:
-        decided = apply_policy(snaps, policy).decisions
-        kept_ids = {d.snapshot.id for d in decided if d.keep}
-        keep = [h for h in snaps if h.id in kept_ids]
-        removed = [h for h in snaps if h.id not in kept_ids]
-        why = {d.snapshot.id: d.reasons for d in decided}
-        report.kept = [_snap_json(h, why[h.id]) for h in reversed(keep)]
-        report.removed = [_snap_json(h, []) for h in reversed(removed)]
+    if policy.empty:
+        return snaps, []
+    decided = apply_policy(snaps, policy).decisions
+    kept_ids = {d.snapshot.id for d in decided if d.keep}
+    keep = [h for h in snaps if h.id in kept_ids]
+    removed = [h for h in snaps if h.id not in kept_ids]
+    why = {d.snapshot.id: d.reasons for d in decided}
+    report.kept = [_snap_json(h, why[h.id]) for h in reversed(keep)]
+    report.removed = [_snap_json(h, []) for h in reversed(removed)]
+    return keep, removed
 
-    # -- what exists --------------------------------------------------------------------
+
+@dataclass
+class _Inventory:
+    """What the store holds: index files, every pack with its blobs, and leftovers."""
+
+    index_files: list[str]
+    packs: dict[bytes, _Pack]
+    stray: list[StoredObject]
+    vanished: int  # packs an index names that are not in the store
+
+
+def _inventory(repo: Repository, grace: float, now: float, report: PruneReport) -> _Inventory:
+    """Read every index file and list every pack, reading the headers of packs no index
+    mentions. A pack younger than the grace period (or any orphan, while an index file is
+    unreadable) is "young": a running backup may be about to reference it."""
     index_files: list[str] = []
     unreadable_index = False
     indexed: dict[bytes, list[BlobEntry]] = {}
@@ -179,9 +218,18 @@ def _prune_locked(
             packs[pid] = _Pack(obj, [], False, action="delete")  # a damaged orphan nobody indexes
     report.packs_before = len(packs)
     report.bytes_before = sum(p.obj.size for p in packs.values())
-    vanished = len(set(indexed) - set(listing))
+    return _Inventory(index_files, packs, stray, len(set(indexed) - set(listing)))
 
-    # -- mark and classify ---------------------------------------------------------------
+
+def _classify(
+    repo: Repository,
+    packs: dict[bytes, _Pack],
+    keep: list[SnapshotHeader],
+    opts: PruneOptions,
+    report: PruneReport,
+    emit: Progress,
+) -> None:
+    """Mark the blobs the kept snapshots use, then decide each pack's fate and count it."""
     where: dict[bytes, tuple[bytes, BlobEntry]] = {}
     for pid, p in packs.items():
         for b in p.blobs:
@@ -217,45 +265,45 @@ def _prune_locked(
             report.packs_young += 1
         if not p.indexed and p.action in ("keep", "young") and p.used:
             report.packs_adopted += 1
-    emit("planned", {"report": report})
-    if opts.dry_run:
-        report.bytes_written = report.bytes_copied  # estimate: headers are a rounding error
-        report.tmp_removed, report.tmp_bytes = _clean_tmp(repo, grace, now, dry_run=True)
-        return report
 
-    # -- change ----------------------------------------------------------------------
-    assert lock is not None, "a real prune always holds the exclusive lock"
+
+def _apply(
+    repo: Repository,
+    lock: StoreLock,
+    removed: list[SnapshotHeader],
+    found: _Inventory,
+    report: PruneReport,
+    emit: Progress,
+) -> None:
+    """Change the store so it is valid after every step: forget snapshots, upload repacked
+    packs, write one index covering every kept pack, then delete old index files and packs."""
     lock.check()
     for h in removed:
         repo.delete_snapshot(h.id)
+    packs = found.packs
     new_packs = _repack(repo, [p for p in packs.values() if p.action == "repack"], report, emit)
-    changed = report.packs_deleted or report.packs_repacked or report.packs_adopted or vanished
-    if changed or len(index_files) > 1:
-        contents = [
-            (pid, p.obj.size, p.blobs)
-            for pid, p in sorted(packs.items())
-            if p.action == "keep" or (p.action == "young" and (p.indexed or p.used))
-        ]
-        contents += [(s.pack_id, s.size, s.blobs) for s in new_packs]
-        written = write_index_files(repo, contents)
-        report.index_written = len(written)
-        lock.check()
-        for name in index_files:
-            if name not in written:
-                repo.storage.delete(name)
-                report.index_removed += 1
-        for pid, p in packs.items():
-            if p.action in ("delete", "repack"):
-                repo.storage.delete(pack_name(pid))
-        emit("deleted", {"packs": report.packs_deleted + report.packs_repacked})
-    report.tmp_removed, report.tmp_bytes = _clean_tmp(repo, grace, now, dry_run=False)
-    for obj in stray:  # interrupted uploads under packs/ (not named like a finished pack)
-        if obj.older_than(grace, now):
-            repo.storage.delete(obj.name)
-            report.tmp_removed += 1
-            report.tmp_bytes += obj.size
-    repo.reload_index()
-    return report
+    changed = (
+        report.packs_deleted or report.packs_repacked or report.packs_adopted or found.vanished
+    )
+    if not changed and len(found.index_files) <= 1:
+        return
+    contents = [
+        (pid, p.obj.size, p.blobs)
+        for pid, p in sorted(packs.items())
+        if p.action == "keep" or (p.action == "young" and (p.indexed or p.used))
+    ]
+    contents += [(s.pack_id, s.size, s.blobs) for s in new_packs]
+    written = write_index_files(repo, contents)
+    report.index_written = len(written)
+    lock.check()
+    for name in found.index_files:
+        if name not in written:
+            repo.storage.delete(name)
+            report.index_removed += 1
+    for pid, p in packs.items():
+        if p.action in ("delete", "repack"):
+            repo.storage.delete(pack_name(pid))
+    emit("deleted", {"packs": report.packs_deleted + report.packs_repacked})
 
 
 def _merge_small(packs: dict[bytes, _Pack], pack_size: int) -> int:
@@ -327,53 +375,3 @@ def _repack(
             writer.abort()
         shutil.rmtree(spool, ignore_errors=True)
     return written
-
-
-def _newest_mtime(path: str) -> float:
-    newest = os.lstat(path).st_mtime
-    for dirpath, dirs, files in os.walk(path):
-        for name in dirs + files:
-            try:
-                newest = max(newest, os.lstat(os.path.join(dirpath, name)).st_mtime)
-            except FileNotFoundError:
-                continue
-    return newest
-
-
-def _clean_tmp(repo: Repository, grace: float, now: float, *, dry_run: bool) -> tuple[int, int]:
-    """Remove spool leftovers of killed runs and interrupted writes older than the grace period."""
-    removed = nbytes = 0
-    for directory in ("index", "snapshots", "locks"):
-        for obj in list_objects(repo.storage, directory):
-            if TMP_MARK in obj.name and obj.older_than(grace, now):
-                removed += 1
-                nbytes += obj.size
-                if not dry_run:
-                    repo.storage.delete(obj.name)
-    spool = repo.storage.path("tmp") if repo.storage.local else default_spool_dir(repo.storage)
-    if not os.path.isdir(spool):
-        return removed, nbytes
-    for entry in os.scandir(spool):
-        try:
-            if now - _newest_mtime(entry.path) < grace:
-                continue
-            size = (
-                sum(
-                    os.lstat(os.path.join(d, f)).st_size
-                    for d, _s, fs in os.walk(entry.path)
-                    for f in fs
-                )
-                if entry.is_dir(follow_symlinks=False)
-                else entry.stat(follow_symlinks=False).st_size
-            )
-        except FileNotFoundError:
-            continue
-        removed += 1
-        nbytes += size
-        if dry_run:
-            continue
-        if entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, ignore_errors=True)
-        else:
-            os.unlink(entry.path)
-    return removed, nbytes
