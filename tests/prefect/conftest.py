@@ -1,16 +1,21 @@
-"""Fixtures for the Prefect tests: one test harness and one Koofr emulator per session.
+"""Fixtures for the Prefect tests: one real `prefect server`, one process worker and one Koofr
+emulator per session.
 
-Starting Prefect's test server costs ~14 s, so the whole directory shares one, started before
-the first test needs it. Prefect reads PREFECT_HOME and analytics settings at import time, so
-they are set here, before anything below imports it (the suite's root conftest sets the same).
+Starting a Prefect server costs ~15 s, so the whole directory shares one, started when the
+first test needs it: flows called in this process report to it (`prefect_harness`), and the
+CLI, deployments and workers talk to it through `prefect_server.env`. Prefect reads
+PREFECT_HOME and analytics settings at import time, so they are set here, before anything
+below imports it (the suite's root conftest sets the same).
 """
 
 from __future__ import annotations
 
 import os
 import random
+import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +26,119 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 import pytest  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
+from tests.prefect.processes import (  # noqa: E402
+    PREFECT,
+    Process,
+    free_port,
+    prefect_cli,
+    wait_healthy,
+)
+
 PASSPHRASE = "prefect tests passphrase"
 # Small per-request retries: a permanent fault must fail a task in milliseconds, not minutes.
 FAST_CLIENT = {"retries": 2, "backoff_base": 0.01, "backoff_max": 0.05, "timeout": 10.0}
+REPO = Path(__file__).resolve().parents[2]
+WORK_POOL = "kloset"  # the pool prefect.yaml deploys to
+
+
+@dataclass
+class PrefectServer:
+    """A running `prefect server start`: its UI, its API and the env its clients need."""
+
+    url: str
+    api_url: str
+    env: dict[str, str]
+    root: Path
+
+    def cli(self, *args: str, cwd: Path | None = None, timeout: float = 180) -> str:
+        """Run ``prefect ARGS`` against this server; fails the test on a non-zero exit."""
+        done = prefect_cli(list(args), self.env, cwd or self.root, timeout)
+        assert done.returncode == 0, f"prefect {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+        return done.stdout
 
 
 @pytest.fixture(scope="session")
-def prefect_harness() -> Iterator[None]:
-    """Prefect's test server, shared by every test of the session."""
-    from prefect.testing.utilities import prefect_test_harness
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """One `prefect server start` on 127.0.0.1 for the session (SQLite, UI on, services on).
 
-    with prefect_test_harness(server_startup_timeout=60):
-        yield
+    Proactive automations are evaluated every 2 s instead of 5 s, so a shortened "nothing
+    happened within N s" window is noticed quickly.
+    """
+    root = tmp_path_factory.mktemp("prefect-server")
+    port = free_port()
+    api_url = f"http://127.0.0.1:{port}/api"
+    env = dict(os.environ)
+    env.update(
+        PREFECT_HOME=str(root / "home"),
+        PREFECT_API_URL=api_url,
+        PREFECT_UI_API_URL=api_url,
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY="PT2S",
+        PREFECT_LOGGING_LEVEL="INFO",
+    )
+    server = Process(
+        [*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env,
+        root / "server.log",
+    ).start()
+    try:
+        wait_healthy(f"{api_url}/health", server)
+        yield PrefectServer(url=f"http://127.0.0.1:{port}", api_url=api_url, env=env, root=root)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(prefect_server: PrefectServer) -> Iterator[None]:
+    """Flows called in this process run against the session's server (like Prefect's own
+    `prefect_test_harness`, without a second server)."""
+    import prefect.context
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with (
+        temporary_settings({PREFECT_API_URL: prefect_server.api_url}),
+        # Also for contexts copied before this fixture ran (Prefect's harness does the same).
+        prefect.context._temporary_global_settings_context(prefect.context.get_settings_context()),
+    ):
+        try:
+            yield
+        finally:
+            # Deliver what is still queued while the server is up.
+            APILogWorker.drain_all()
+            EventsWorker.drain_all()
+
+
+@pytest.fixture(scope="session")
+def process_worker(prefect_server: PrefectServer) -> Iterator[Process]:
+    """A `prefect worker start` on the process pool `kloset`, polling every second.
+
+    Flow runs of deployments on that pool run as subprocesses of this worker (its process
+    group), so stopping it at the end of the session stops them too.
+    """
+    prefect_server.cli("work-pool", "create", WORK_POOL, "--type", "process", "--overwrite")
+    env = {**prefect_server.env, "PREFECT_WORKER_QUERY_SECONDS": "1"}
+    worker = Process(
+        [*PREFECT, "worker", "start", "--pool", WORK_POOL, "--name", "tests", "--limit", "4"],
+        env,
+        prefect_server.root / "worker.log",
+        cwd=prefect_server.root,
+    ).start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+
+
+@pytest.fixture(scope="session")
+def prefect_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the project holding the real prefect.yaml: `prefect deploy` runs there, so
+    the work tree is never touched; the flow code is the repository's (a symlink)."""
+    project = tmp_path_factory.mktemp("project")
+    shutil.copy(REPO / "prefect.yaml", project / "prefect.yaml")
+    (project / "flows").symlink_to(REPO / "flows", target_is_directory=True)
+    return project
 
 
 @pytest.fixture(scope="session")
