@@ -39,11 +39,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from report import update_doc  # noqa: E402
+
 from koofr_emulator import FaultRule, KoofrEmulator  # noqa: E402
 from koofr_emulator.sample import write_file  # noqa: E402
 from koofrfs.rclone import obscure  # noqa: E402
-
-from report import update_doc  # noqa: E402
 
 BEGIN = "<!-- BEGIN KOOFR RESULTS (bench/koofr.py --out) -->"
 END = "<!-- END KOOFR RESULTS -->"

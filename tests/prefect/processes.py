@@ -7,6 +7,7 @@ another helper's tests is ever touched.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -68,10 +69,8 @@ class Process:
                     break
                 except subprocess.TimeoutExpired:
                     continue
-            try:
-                os.killpg(self.popen.pid, signal.SIGKILL)  # children the leader left behind
-            except ProcessLookupError:
-                pass
+            with contextlib.suppress(ProcessLookupError):  # children the leader left behind
+                os.killpg(self.popen.pid, signal.SIGKILL)
         if self._log is not None:
             self._log.close()
 

@@ -12,6 +12,7 @@ from pydantic import SecretStr
 
 from tests.prefect.conftest import PASSPHRASE, PrefectServer
 
+
 @pytest.mark.slow
 def test_deploy_and_run_nightly_backup_on_a_process_worker(
     prefect_server: PrefectServer,
@@ -35,7 +36,9 @@ def test_deploy_and_run_nightly_backup_on_a_process_worker(
     vault = KlosetRepository(location=str(store_path), passphrase=SecretStr(PASSPHRASE))
     vault.save("vault", overwrite=True)
     vault.create_repository()
-    prefect_server.cli("--no-prompt", "deploy", "--name", "nightly-koofr-backup", cwd=prefect_project)
+    prefect_server.cli(
+        "--no-prompt", "deploy", "--name", "nightly-koofr-backup", cwd=prefect_project
+    )
 
     # The session's worker picks the run up (it polls every second).
     flow_run = run_deployment("kloset-backup/nightly-koofr-backup", timeout=240)
