@@ -193,26 +193,49 @@ def test_cli_import_from_file_and_errors(tmp_path: Path) -> None:
     assert badname.exit_code == 2 and "invalid remote name" in badname.output
 
 
-def test_cli_prefect_block_hook(monkeypatch: pytest.MonkeyPatch) -> None:
-    import blocks
+HOOK_CALLS: list[tuple[KoofrRemote, str]] = []
 
-    calls: list[tuple[KoofrRemote, str]] = []
-    monkeypatch.setattr(
-        blocks, "save_remote_blocks", lambda r, n: calls.append((r, n)), raising=False
+
+def recording_hook(remote: KoofrRemote, value: str) -> str:
+    HOOK_CALLS.append((remote, value))
+    return f"recorded {value}"
+
+
+def failing_hook(remote: KoofrRemote, value: str) -> str:
+    raise RuntimeError("the plugin's own error\nsecond line")
+
+
+def test_cli_import_hooks_are_options_of_installed_plugins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from importlib.metadata import EntryPoint
+
+    from kloset.cli import hooks
+    from kloset.cli.remotes import _make_app
+
+    plugins = tuple(
+        EntryPoint(name=name, value=value, group=hooks.GROUP)
+        for name, value in (
+            ("record", f"{__name__}:recording_hook"),
+            ("fail", f"{__name__}:failing_hook"),
+            ("missing", "no_such_module_anywhere:hook"),
+        )
     )
-    result = runner.invoke(
-        source_app, ["import", "--prefect-block", "koofr-main"], input=rclone_text()
-    )
+    monkeypatch.setattr(hooks, "installed", lambda: plugins)
+    app = _make_app("source")
+    assert "--record" in runner.invoke(app, ["import", "--help"]).output
+    HOOK_CALLS.clear()
+    result = runner.invoke(app, ["import", "--record", "koofr-main"], input=rclone_text())
     assert result.exit_code == 0, result.output
-    assert calls[0][1] == "koofr-main" and calls[0][0].password == PASSWORD
-    monkeypatch.delattr(blocks, "save_remote_blocks")
-    result = runner.invoke(
-        source_app, ["import", "--overwrite", "--prefect-block", "x"], input=rclone_text()
-    )
-    assert result.exit_code == 1
-    assert (
-        "blocks.save_remote_blocks" in result.output and "kloset remote was saved" in result.output
-    )
+    assert "recorded koofr-main" in result.output
+    assert HOOK_CALLS[0][1] == "koofr-main" and HOOK_CALLS[0][0].password == PASSWORD
+    for option, says in (
+        ("--fail", "--fail x: the plugin's own error; the kloset remote was saved"),
+        ("--missing", "--missing: cannot load no_such_module_anywhere:hook"),
+    ):
+        result = runner.invoke(app, ["import", "--overwrite", option, "x"], input=rclone_text())
+        assert result.exit_code == 1 and says in result.output, result.output
+        assert "Traceback" not in result.output and "second line" not in result.output
 
 
 def test_cli_import_check_and_use_against_emulator(tmp_path: Path) -> None:

@@ -6,19 +6,23 @@ Typical use::
     rclone config dump | kloset store import --name koofr --as vault
     kloset source import --rclone-config ~/.config/rclone/rclone.conf --name koofr
 
-Every failure is one line on stderr and a non-zero exit code, never a traceback.
+Installed packages may add options to `import` (`kloset.cli.hooks`). Every failure is one line
+on stderr and a non-zero exit code, never a traceback.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 
 from kloset import remotes
+from kloset.cli.hooks import HookError, with_hook_options
+from kloset.cli.hooks import run as run_hook
 from kloset.errors import KlosetError
 from koofrfs.errors import KoofrError, RcloneConfigError
 from koofrfs.rclone import KoofrRemote, koofr_remote, parse_rclone_config, read_rclone_config_file
@@ -50,21 +54,6 @@ def _check(remote: KoofrRemote) -> str:
     return str(fs.mount().get("name") or fs.mount_id)
 
 
-def _prefect_blocks(remote: KoofrRemote, block: str) -> None:
-    try:
-        from blocks import save_remote_blocks  # type: ignore[attr-defined]
-    except ImportError as exc:
-        _fail(
-            f"--prefect-block needs the Prefect blocks of prefect-kloset "
-            f"(blocks.save_remote_blocks), which cannot be imported: {exc}; the kloset remote "
-            "was saved",
-        )
-    try:
-        save_remote_blocks(remote, block)
-    except Exception as exc:  # noqa: BLE001 - one line for the user, whatever Prefect raised
-        _fail(f"saving Prefect blocks {block!r} failed: {exc}; the kloset remote was saved")
-
-
 def _summary_line(role: str, name: str, summary: dict[str, Any]) -> str:
     mount = f"  mount={summary['mountid']}" if summary.get("mountid") else ""
     return (
@@ -82,6 +71,7 @@ def _make_app(role: str) -> typer.Typer:
     )
 
     @app.command("import")
+    @with_hook_options
     def import_(
         name: Annotated[
             str | None, typer.Option("--name", help="rclone remote (section) to import.")
@@ -99,10 +89,7 @@ def _make_app(role: str) -> typer.Typer:
         check: Annotated[
             bool, typer.Option("--check", help="Log in to Koofr once before saving.")
         ] = False,
-        prefect_block: Annotated[
-            str | None,
-            typer.Option("--prefect-block", help="Also save Prefect blocks under this name."),
-        ] = None,
+        hooks: dict[EntryPoint, str] | None = None,
     ) -> None:
         """Import a Koofr remote from rclone's config (stdin or --rclone-config)."""
         try:
@@ -121,9 +108,13 @@ def _make_app(role: str) -> typer.Typer:
             f"imported rclone remote {remote.name!r} as {role} @{saved_as}: "
             f"{remote.user} at {remote.endpoint}{where}"
         )
-        if prefect_block:
-            _prefect_blocks(remote, prefect_block)
-            typer.echo(f"saved Prefect blocks {prefect_block!r}")
+        for hook, value in (hooks or {}).items():
+            try:
+                said = run_hook(hook, remote, value)
+            except HookError as exc:
+                _fail(f"{exc}; the kloset remote was saved")
+            if said:
+                typer.echo(said)
 
     @app.command("ls")
     def ls(
