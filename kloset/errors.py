@@ -79,3 +79,9 @@ class CheckFailed(KlosetError):
     """`check` found damage; the message summarises, details were printed before."""
 
     exit_code = 6
+
+
+class SourceChanged(KlosetError):
+    """A file read from the source does not match the size or MD5 its listing gave: it changed
+    while it was read, or a download came back torn. The backup reads it once more, then records
+    it as a snapshot error; it never stores a torn file."""

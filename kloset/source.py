@@ -7,6 +7,7 @@ which the backup keeps so an unchanged remote file is never downloaded again.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from collections.abc import Iterator
@@ -17,8 +18,10 @@ from typing import Any, BinaryIO
 from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
 
+from kloset.errors import SourceChanged
 from kloset.excludes import Excluder
 from kloset.tree import DIR, FILE, SYMLINK
+from koofrfs.errors import KoofrChangedError
 
 # Folder listings of a remote source in flight at once (the client bounds its own requests too).
 LIST_AHEAD = 8
@@ -46,7 +49,9 @@ class Source:
     def scan(self, excluder: Excluder, on_error: Any = None) -> Iterator[ScanItem]:
         raise NotImplementedError
 
-    def open(self, relpath: str) -> BinaryIO:
+    def open(self, relpath: str, size: int | None = None, md5: str | None = None) -> BinaryIO:
+        """Open a file for reading; ``size`` and ``md5`` are what the scan listed for it, and a
+        remote source raises :class:`SourceChanged` when the bytes read disagree."""
         raise NotImplementedError
 
     def local_path(self, relpath: str) -> str | None:
@@ -64,7 +69,7 @@ class LocalSource(Source):
     def local_path(self, relpath: str) -> str:
         return os.path.join(self.root, relpath) if relpath else self.root
 
-    def open(self, relpath: str) -> BinaryIO:
+    def open(self, relpath: str, size: int | None = None, md5: str | None = None) -> BinaryIO:
         return open(self.local_path(relpath), "rb")  # noqa: SIM115 - caller closes
 
     def scan(self, excluder: Excluder, on_error: Any = None) -> Iterator[ScanItem]:
@@ -122,8 +127,12 @@ class FsspecSource(Source):
             return self.root or "/"
         return f"{self.root}/{relpath}" if self.root else relpath
 
-    def open(self, relpath: str) -> BinaryIO:
-        return self.fs.open(self._full(relpath), "rb")  # type: ignore[no-any-return]
+    def open(self, relpath: str, size: int | None = None, md5: str | None = None) -> BinaryIO:
+        fh = self.fs.open(self._full(relpath), "rb")
+        if size is None and md5 is None:
+            return fh  # type: ignore[no-any-return]
+        label = f"{self.location.rstrip('/')}/{relpath}"
+        return VerifiedReader(fh, label, size, md5)  # type: ignore[return-value]
 
     def scan(self, excluder: Excluder, on_error: Any = None) -> Iterator[ScanItem]:
         info = self.fs.info(self.root or "/")
@@ -188,6 +197,74 @@ class FsspecSource(Source):
                 size=int(info.get("size") or 0),
                 extra=extra,
             )
+
+
+class VerifiedReader:
+    """A remote file being read, checked against the size and MD5 its listing gave.
+
+    Koofr lists an MD5 for every file, so a download that came back short but well-framed (a
+    proxy cutting it), or a file rewritten between the listing and the read, is caught when
+    the reader reaches the end, as :class:`SourceChanged`, instead of reaching the backup as a
+    torn file. Supports what the chunker and the prefetcher use: ``readinto`` and ``read``.
+    """
+
+    def __init__(self, fh: Any, label: str, size: int | None, md5: str | None) -> None:
+        self._fh = fh
+        self._label = label
+        self._size = size
+        self._md5 = md5.lower() if md5 else None
+        self._hash = hashlib.md5(usedforsecurity=False) if md5 else None
+        self._count = 0
+        self._checked = False
+
+    def _seen(self, data: bytes | memoryview, asked: int) -> None:
+        if self._hash is not None:
+            self._hash.update(data)
+        self._count += len(data)
+        if not data and asked:
+            self._check()
+
+    def _check(self) -> None:
+        if self._checked:
+            return
+        self._checked = True
+        got_md5 = self._hash.hexdigest() if self._hash is not None else None
+        if (self._size is None or self._size == self._count) and got_md5 == self._md5:
+            return
+        want = f"{self._size} bytes" + (f" with MD5 {self._md5}" if self._md5 else "")
+        got = f"{self._count} bytes" + (f" with MD5 {got_md5}" if got_md5 else "")
+        raise SourceChanged(
+            f"{self._label}: read {got}, but the listing says {want} (the file changed while "
+            "it was read, or the download was cut short)"
+        )
+
+    def readinto(self, buf: Any) -> int:
+        try:
+            n = int(self._fh.readinto(buf))
+        except KoofrChangedError as exc:
+            raise SourceChanged(f"{self._label}: {exc}") from exc
+        with memoryview(buf) as view:
+            self._seen(view[:n], len(view))
+        return n
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            data = bytes(self._fh.read(n))
+        except KoofrChangedError as exc:
+            raise SourceChanged(f"{self._label}: {exc}") from exc
+        self._seen(data, n)
+        if n is None or n < 0:
+            self._check()
+        return data
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> VerifiedReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _mtime_ns(info: dict[str, Any]) -> int:

@@ -1,4 +1,5 @@
-"""Fault injection: make chosen requests fail with a status, a dropped connection or delay.
+"""Fault injection: make chosen requests fail with a status, a dropped connection or delay, or
+make downloads come back torn (cut short or with altered bytes) while looking complete.
 
 Rules fire either by probability (``rate``) or deterministically on the first ``count``
 matching requests, so retry logic can be tested both statistically and exactly.
@@ -14,14 +15,19 @@ from typing import Any
 
 from .routes import ROUTE_NAMES
 
-FAULT_KINDS = ("status", "drop", "latency")
+FAULT_KINDS = ("status", "drop", "latency", "truncate", "corrupt")
+#: Kinds that change a download's body but still answer it completely and well-framed.
+BODY_KINDS = ("truncate", "corrupt")
 
 
 @dataclass
 class FaultRule:
     """One fault. ``kind``: ``status`` (answer ``status`` + JSON error, ``Retry-After`` for
     429/503), ``drop`` (close the socket: mid-body for files/get, mid-request for files/put,
-    before any answer elsewhere) or ``latency`` (sleep ``seconds``, then serve normally).
+    before any answer elsewhere), ``latency`` (sleep ``seconds``, then serve normally), or, for
+    ``files/get`` only, ``truncate`` (send the first half of the body, framed as if it were all
+    of it: what a misbehaving proxy does) and ``corrupt`` (same length, altered bytes: what a
+    file rewritten while it is read looks like). Those two leave other routes untouched.
 
     Selection: ``route`` (e.g. ``"files/get"``), ``method`` and ``path_regex`` (``re.search``
     against the decoded ``path`` query parameter *or* the URL path) must all match when set.
@@ -72,6 +78,7 @@ class FaultDecision:
     delay: float = 0.0
     status: FaultRule | None = None
     drop: bool = False
+    body: str | None = None  # one of BODY_KINDS
 
 
 @dataclass
@@ -147,7 +154,9 @@ class FaultInjector:
                     or (file_path is not None and active.pattern.search(file_path))
                 ):
                     continue
-                if rule.kind != "latency" and (decision.status or decision.drop):
+                if rule.kind != "latency" and (decision.status or decision.drop or decision.body):
+                    continue
+                if rule.kind in BODY_KINDS and route != "files/get":
                     continue
                 active.matched += 1
                 if not self._fires(active):
@@ -157,6 +166,8 @@ class FaultInjector:
                     decision.delay += rule.seconds
                 elif rule.kind == "drop":
                     decision.drop = True
+                elif rule.kind in BODY_KINDS:
+                    decision.body = rule.kind
                 else:
                     decision.status = rule
         return decision

@@ -65,6 +65,7 @@ class Response:
     stream: BinaryIO | None = None
     offset: int = 0
     length: int = 0
+    corrupt: bool = False  # a fault: the first bytes sent are altered (see server.tear)
 
     @property
     def content_length(self) -> int:

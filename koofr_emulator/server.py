@@ -31,6 +31,7 @@ from .stats import Counters, LoggedRequest
 
 log = logging.getLogger("koofr_emulator")
 _SEND_CHUNK = 256 * 1024
+_INVERT = bytes(255 - b for b in range(256))
 _DROP_UPLOAD_READ = 64 * 1024
 
 
@@ -57,6 +58,25 @@ def fault_response(rule: FaultRule, request_id: str) -> Response:
     code = behaviour.FAULT_ERROR_CODES.get(rule.status, "Other")
     err = ApiError(rule.status, code, f"Injected fault ({rule.status})", headers)
     return error_response(err, request_id)
+
+
+def tear(resp: Response, kind: str) -> None:
+    """Make a download torn but well-framed: ``truncate`` halves it (and says so in
+    ``Content-Range``, so nothing at the HTTP level is wrong), ``corrupt`` alters its first
+    bytes. ``X-File-Info`` still describes the whole, unchanged file."""
+    if resp.status not in (200, 206) or resp.length < 2:
+        return
+    if kind == "corrupt":
+        resp.corrupt = True
+        return
+    resp.length //= 2
+    start = resp.offset
+    resp.headers = [
+        (k, f"bytes {start}-{start + resp.length - 1}/{v.rsplit('/', 1)[1]}")
+        if k == "Content-Range"
+        else (k, v)
+        for k, v in resp.headers
+    ]
 
 
 class RequestHandler(BaseHTTPRequestHandler):
@@ -122,6 +142,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         file_path: str | None = None
         fault: str | None = None
         drop_midway = False
+        torn: str | None = None
         try:
             try:
                 pairs = parse_qsl(split.query, keep_blank_values=True, errors="strict")
@@ -157,6 +178,9 @@ class RequestHandler(BaseHTTPRequestHandler):
                     if route != "files/get":
                         raise _Dropped()
                     drop_midway = True
+                torn = decision.body
+                if torn is not None:
+                    fault = torn
                 if decision.status is not None:
                     fault = "status"
                     resp = fault_response(decision.status, request_id)
@@ -177,7 +201,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             log.exception("emulator error on %s %s", self.command, self.path)
             resp = error_response(ApiError(500, "Other", "Internal server error"), request_id)
         ctx.counters.log(LoggedRequest(self.command, route, file_path, resp.status, fault))
-        self._send(resp, request_id, body, drop_midway=drop_midway)
+        self._send(resp, request_id, body, drop_midway=drop_midway, torn=torn)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _dispatch
 
@@ -197,7 +221,12 @@ class RequestHandler(BaseHTTPRequestHandler):
             pass
 
     def _send(
-        self, resp: Response, request_id: str, body: BodyReader | None, drop_midway: bool = False
+        self,
+        resp: Response,
+        request_id: str,
+        body: BodyReader | None,
+        drop_midway: bool = False,
+        torn: str | None = None,
     ) -> None:
         try:
             if body is not None and not body.done:
@@ -207,6 +236,8 @@ class RequestHandler(BaseHTTPRequestHandler):
                 except ClientGone:
                     self._abort()
                     return
+            if torn is not None and resp.stream is not None:
+                tear(resp, torn)
             length = resp.content_length
             if drop_midway and length < 2:
                 self._abort()
@@ -242,6 +273,8 @@ class RequestHandler(BaseHTTPRequestHandler):
             if not data:  # file shrank behind our back: the client sees a short body
                 self.close_connection = True
                 return
+            if resp.corrupt and left == limit:
+                data = data.translate(_INVERT)
             self.wfile.write(data)
             left -= len(data)
 

@@ -19,6 +19,7 @@ from pyfastcdc import FastCDC
 from kloset.backup import spool
 from kloset.backup.claims import Claims, RunClaims
 from kloset.backup.plan import load_plan
+from kloset.errors import SourceChanged
 from kloset.pack import BLOB_DATA, PackWriter, SealedPack
 from kloset.repository import Repository
 from kloset.source import Source
@@ -68,7 +69,9 @@ class _BatchChunker:
         self.new_chunks = 0
         self.new_bytes = 0
 
-    def file_chunks(self, source: Source, relpath: str) -> tuple[list[bytes], int]:
+    def file_chunks(
+        self, source: Source, relpath: str, size: int | None = None, md5: str | None = None
+    ) -> tuple[list[bytes], int]:
         ids: list[bytes] = []
         local = source.local_path(relpath)
         total = 0
@@ -85,7 +88,7 @@ class _BatchChunker:
                 ids.append(self._add(ch.data))
                 total += ch.length
             return ids, total
-        with source.open(relpath) as fh:
+        with source.open(relpath, size, md5) as fh:
             for ch in self.cdc.cut_stream(fh):
                 # Stream chunks are only valid until the next one: keep a copy.
                 ids.append(self._add(bytes(ch.data)))
@@ -137,9 +140,14 @@ class _BatchChunker:
         return self.sealed
 
 
-def _read_whole(source: Source, relpath: str) -> bytes | BaseException:
+def _listed(meta: list[Any]) -> tuple[int, str | None]:
+    """Size and MD5 the source listed for a file, so a torn read can be told from a good one."""
+    return int(meta[3] or 0), (meta[5] or {}).get("md5")
+
+
+def _read_whole(source: Source, relpath: str, meta: list[Any]) -> bytes | BaseException:
     try:
-        with source.open(relpath) as fh:
+        with source.open(relpath, *_listed(meta)) as fh:
             return bytes(fh.read())
     except Exception as exc:  # noqa: BLE001 - handed back to the caller's error handling
         return exc
@@ -164,7 +172,8 @@ def _prefetched(
         for idx in batch:
             relpath, meta = items[idx][0], items[idx][1]
             size = int(meta[3] or 0)
-            fut = pool.submit(_read_whole, source, relpath) if size <= PREFETCH_MAX_FILE else None
+            small = size <= PREFETCH_MAX_FILE
+            fut = pool.submit(_read_whole, source, relpath, meta) if small else None
             window.append((idx, relpath, fut, size if fut is not None else 0))
             in_flight += size if fut is not None else 0
             while window and (len(window) > PREFETCH_FILES or in_flight > PREFETCH_BYTES):
@@ -174,6 +183,30 @@ def _prefetched(
         while window:
             i, r, f, _sz = window.popleft()
             yield i, r, f.result() if f is not None else None
+
+
+def _file_chunks(
+    worker: _BatchChunker,
+    source: Source,
+    relpath: str,
+    fetched: bytes | BaseException | None,
+    meta: list[Any],
+) -> tuple[list[bytes], int]:
+    """One file's chunks. A read that disagrees with the source's listing (the file changed
+    while it was read, or a download came back torn) is read once more; a second disagreement
+    is raised for the caller to record as this file's error. The torn attempt's chunks may sit
+    in a pack unreferenced; no snapshot ever points at them."""
+    try:
+        if isinstance(fetched, BaseException):
+            raise fetched
+        if fetched is not None:
+            return worker.buffer_chunks(fetched)
+        return worker.file_chunks(source, relpath, *_listed(meta))
+    except SourceChanged:
+        try:
+            return worker.file_chunks(source, relpath, *_listed(meta))
+        except SourceChanged as exc:
+            raise SourceChanged(f"{exc}; read twice") from None
 
 
 def chunk_batch(
@@ -222,13 +255,7 @@ def _chunk_batch(
     bytes_read = 0
     for idx, relpath, fetched in _prefetched(source, items, plan["batches"][batch_no]):
         try:
-            if isinstance(fetched, BaseException):
-                raise fetched
-            ids, size = (
-                worker.buffer_chunks(fetched)
-                if fetched is not None
-                else worker.file_chunks(source, relpath)
-            )
+            ids, size = _file_chunks(worker, source, relpath, fetched, items[idx][1])
         except (OSError, ValueError) as exc:
             errors.append(("/" + relpath, f"cannot read: {getattr(exc, 'strerror', None) or exc}"))
             if on_file is not None:

@@ -179,3 +179,22 @@ def test_counters(koofr_emulator: KoofrEmulator, api: Any) -> None:
     )
     koofr_emulator.reset_counters()
     assert koofr_emulator.counters["total"] == 0
+
+
+def test_torn_downloads_are_well_framed(koofr_emulator: KoofrEmulator, api: Any) -> None:
+    """``truncate`` and ``corrupt`` answer completely: only size and MD5 can tell."""
+    assert api.put("/", "t.bin", BLOB).status_code == 200
+    koofr_emulator.add_fault(FaultRule(kind="truncate", count=2, route="files/get"))
+    full = api.get("/t.bin")
+    assert full.status_code == 200 and full.content == BLOB[: len(BLOB) // 2]
+    assert int(full.headers["content-length"]) == len(BLOB) // 2
+    assert '"size":262144' in full.headers["x-file-info"]  # the file itself is unchanged
+    part = api.get("/t.bin", headers={"Range": "bytes=100-1099"})
+    assert part.status_code == 206 and part.content == BLOB[100:600]
+    assert part.headers["content-range"] == "bytes 100-599/262144"
+    koofr_emulator.clear_faults()
+    koofr_emulator.add_fault(FaultRule(kind="corrupt", count=1, path_regex="t\\.bin"))
+    assert api.info("/t.bin").status_code == 200  # only downloads are touched
+    bad = api.get("/t.bin")
+    assert bad.status_code == 200 and len(bad.content) == len(BLOB) and bad.content != BLOB
+    assert api.get("/t.bin").content == BLOB

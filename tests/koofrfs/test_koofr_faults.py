@@ -166,3 +166,21 @@ def test_concurrency_limit_holds_against_server(
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda _: fs.info("c.txt", refresh=True), range(8)))
     assert time.monotonic() - started >= 0.38  # 8 requests, 2 at a time, 0.1 s each
+
+
+def test_a_download_cut_short_but_well_framed_is_completed(
+    koofr_emulator: KoofrEmulator, kfs: KoofrFileSystem
+) -> None:
+    """A proxy that sends half a file, framed as if it were all of it: nothing at the HTTP
+    level is wrong, but the size Koofr reports tells, and the rest is asked for."""
+    data = os.urandom(3 * 2**20 + 11)
+    kfs.pipe_file("torn/a.bin", data)
+    emu = koofr_emulator
+    emu.add_fault(FaultRule(kind="truncate", count=3, route="files/get"))
+    emu.reset_counters()
+    assert kfs.cat_file("torn/a.bin") == data
+    assert kfs.cat_file("torn/a.bin", 1000, 2_000_000) == data[1000:2_000_000]
+    with kfs.open("torn/a.bin", "rb", block_size=2**20) as f:
+        assert f.read() == data
+    assert emu.fault_rules[0]["fired"] == 3
+    assert emu.counters["files/get"] > 3  # each torn answer was followed by a request for the rest
