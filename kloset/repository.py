@@ -28,7 +28,7 @@ from kloset.errors import (
     StoreNotFound,
     WrongPassphrase,
 )
-from kloset.index import Index, encode_index, open_index, seal_index
+from kloset.index import Index, IndexRun, encode_index, open_index_run, seal_index
 from kloset.pack import BLOB_TREE, SealedPack, pack_name
 from kloset.snapshot import SNAPSHOT_AD, SnapshotHeader
 from kloset.storage import Storage
@@ -123,14 +123,13 @@ class Repository:
         idx = Index()
         names = [n for n in self.storage.iter_names("index") if ".tmp-" not in n]
 
-        def load(name: str) -> list[tuple[bytes, int, list]]:
-            return open_index(self.cipher, name, self.read_immutable(name))
+        def load(name: str) -> IndexRun:
+            return open_index_run(self.cipher, name, self.read_immutable(name))
 
         workers = 1 if self.storage.local else 8
         with ThreadPoolExecutor(workers) as pool:
-            for name, packs in zip(names, pool.map(load, names), strict=True):
-                for pid, size, blobs in packs:
-                    idx.add_pack(pid, size, blobs)
+            for name, run in zip(names, pool.map(load, names), strict=True):
+                idx.add_run(run)
                 idx.files.add(name)
         return idx
 
@@ -154,8 +153,7 @@ class Repository:
         names = self.storage.iter_names("index")
         new = [n for n in names if ".tmp-" not in n and n not in idx.files]
         for name in new:
-            for pid, size, blobs in open_index(self.cipher, name, self.read_immutable(name)):
-                idx.add_pack(pid, size, blobs)
+            idx.add_run(open_index_run(self.cipher, name, self.read_immutable(name)))
             idx.files.add(name)
         return len(new)
 

@@ -12,6 +12,7 @@ import contextlib
 import os
 import random
 import signal
+import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -227,27 +228,28 @@ def test_crafted_trees_give_clear_errors(small_store, raw: bytes) -> None:
 @given(data=st.data())
 @PLAIN_ONLY
 def test_lying_index_gives_clear_errors(small_store, data: st.DataObject) -> None:
-    """An index file whose entries lie about where referenced blobs are (offsets, lengths,
-    types, pack sizes, even the structure): readers must not trust it. In an unencrypted
-    store anyone can write such a file with a valid name."""
-    from kloset.index import INDEX_AD, seal_index
+    """An index file whose entries lie about where referenced blobs are (pack numbers,
+    offsets, lengths, types, pack sizes, even the structure): readers must not trust it. In
+    an unencrypted store anyone can write such a file with a valid name."""
+    from kloset.index import INDEX_AD, LOC, seal_index
 
     store, passphrase, names = small_store
     repo = open_store(store, passphrase)
     victim = data.draw(st.sampled_from([n for n in names if n.startswith("index/")]))
     original = (store / victim).read_bytes()
     doc = msgpack.unpackb(codec.decode(repo.cipher, original, INDEX_AD, victim))
-    pack = (
-        max(doc["packs"], key=lambda p: len(p[2]))
-        if data.draw(st.booleans())
-        else (data.draw(st.sampled_from(doc["packs"])))
-    )
+    rows = len(doc["ids"]) // 32
+    # One field of the location (pack number, offset, length, raw length, type), the same lie
+    # for many entries, so some referenced blob hits it.
     pos = data.draw(st.integers(0, 4))
-    lie = data.draw(st.integers(-(2**40), 2**40) | values)
-    for blob in data.draw(st.lists(st.sampled_from(pack[2]), min_size=1, max_size=50)):
-        blob[pos] = lie  # the same lie for many entries, so some referenced blob hits it
+    start, fmt = [(0, "<I"), (4, "<I"), (8, "<I"), (12, "<I"), (16, "<B")][pos]
+    lie = data.draw(st.integers(0, 255 if pos == 4 else 2**32 - 1))
+    locs = bytearray(doc["locs"])
+    for row in data.draw(st.lists(st.integers(0, rows - 1), min_size=1, max_size=50)):
+        struct.pack_into(fmt, locs, row * LOC.size + start, lie)
+    doc["locs"] = bytes(locs)
     if data.draw(st.booleans()):
-        pack[1] = data.draw(st.integers(-5, 2**40) | values)
+        data.draw(st.sampled_from(doc["packs"]))[1] = data.draw(st.integers(-5, 2**40) | values)
     name, sealed = seal_index(repo.cipher, msgpack.packb(doc), 3)
     try:
         os.unlink(store / victim)
