@@ -3,7 +3,8 @@
 Why it exists: the benchmark has to measure `kloset` exactly as users run it (a separate
 process, like restic and borg), but the CLI verbs were being written in parallel with the
 benchmark. This driver accepts the same argument shape (``at STORE create|backup SRC|restore
--to DIR SNAP``) and calls the very functions the CLI calls (`run_backup`, `run_restore`), so
+-to DIR SNAP``, plus ``open``: open the store and load its index, which no CLI verb does alone)
+and calls the very functions the CLI calls (`run_backup`, `run_restore`), so
 numbers taken with it differ from the CLI's only by the CLI's own start-up and output cost.
 `bench/run.py` uses it only when the real CLI lacks a verb, and says so in its report.
 """
@@ -40,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--no-encryption", action="store_true")
     backup = verbs.add_parser("backup")
     backup.add_argument("src")
+    verbs.add_parser("open", help="open the store and load its index (what every verb pays)")
     restore = verbs.add_parser("restore")
     restore.add_argument("-to", dest="to", required=True)
     restore.add_argument("snap")
@@ -62,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"created store at {args.store}")
             return 0
         repo = Repository.open(storage, _passphrase)
+        if args.verb == "open":
+            index = repo.index
+            print(f"{len(index.files)} index files, {len(index.pack_sizes)} packs")
+            return 0
         if args.verb == "backup":
             source = open_source(canonical(args.src))
             report = run_backup(repo, source, BackupOptions(batch_bytes=64 << 20, batch_files=4000))

@@ -118,7 +118,10 @@ class IndexRun:
 
 def encode_index(packs: Iterable[tuple[bytes, int, list[BlobEntry]]]) -> bytes:
     """Plaintext of an index file (v2): {"v": 2, "packs": [[id, size]...], "ids", "locs"}."""
-    run = IndexRun.from_packs(packs)
+    return encode_run(IndexRun.from_packs(packs))
+
+
+def encode_run(run: IndexRun) -> bytes:
     table = [[pid, size] for pid, size in run.packs]
     return msgpack.packb({"v": 2, "packs": table, "ids": run.ids, "locs": run.locs})
 

@@ -101,3 +101,23 @@ def test_koofr_bench_runs_and_writes_its_section(tmp_path: Path) -> None:
     for row in ("| backup from Koofr |", "| unchanged re-run |", "| restore to Koofr |"):
         assert row in text
     assert "| unchanged re-run |" in text and " 0 / 0 |" in text  # no downloads the second time
+
+
+@pytest.mark.slow
+def test_scale_bench_runs_and_writes_its_section(tmp_path: Path) -> None:
+    """`bench/scale.py` end to end on a 300-file tree and a store with 20,000 generated blobs:
+    every operation runs and --out writes one table with both columns."""
+    out = tmp_path / "BENCH.md"
+    out.write_text("# Bench\n\nhand-written intro stays\n")
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "scale.py"), "--files", "300", "--blobs", "20000",
+         "--work", str(tmp_path / "work"), "--out", str(out), "--kloset-kdf-memory-kib", "64"],
+        env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    text = out.read_text()
+    assert text.startswith("# Bench\n\nhand-written intro stays\n")
+    assert "| operation | 300 files | store of 20,000 blobs |" in text
+    for op in ("first backup", "unchanged incremental", "ls of a snapshot", "restore one file"):
+        assert f"| {op} |" in text
+    assert not list((tmp_path / "work").glob("store-*"))  # stores are removed afterwards
