@@ -6,26 +6,31 @@ import importlib
 import os
 import sys
 
-import click
 import typer
 from typer._click import exceptions as typer_click
 
 from kloset.cli.app import app
 from kloset.errors import KlosetError
 
-# Each module registers its verbs on the shared apps when imported.
-_COMMAND_MODULES = (
-    "kloset.cli.cmd_store",
-    "kloset.cli.cmd_lifecycle",
-    "kloset.cli.cmd_ui",
-    "kloset.cli.remotes_mount",
-)
+# Each module registers its verbs on the shared apps when imported, under these top-level
+# words. Only the modules of the word being run are imported: start-up is paid on every run.
+_COMMAND_MODULES = {
+    "kloset.cli.cmd_store": ("at",),
+    "kloset.cli.cmd_lifecycle": ("at",),
+    "kloset.cli.cmd_ui": ("at",),
+    "kloset.cli.remotes_mount": ("source", "destination", "store"),
+}
 
 
-def _load_commands() -> None:
-    """Import every verb module. One that cannot be imported is a broken install: say so
-    (a verb silently missing from `--help` would look like a typo on the user's side)."""
-    for name in _COMMAND_MODULES:
+def _load_commands(argv: list[str] | None = None) -> None:
+    """Import the verb modules `argv` needs (all of them for `--help`, no arguments or an
+    unknown word). One that cannot be imported is a broken install: say so (a verb silently
+    missing from `--help` would look like a typo on the user's side)."""
+    word = argv[0] if argv else None
+    known = {w for words in _COMMAND_MODULES.values() for w in words}
+    for name, words in _COMMAND_MODULES.items():
+        if word in known and word not in words:
+            continue
         try:
             importlib.import_module(name)
         except ImportError as exc:
@@ -67,26 +72,27 @@ def _one_line(exc: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every expected failure is one line on stderr and a non-zero exit."""
-    _load_commands()
+    args = list(sys.argv[1:] if argv is None else argv)
+    _load_commands(args)
     debug = bool(os.environ.get("KLOSET_DEBUG"))
     try:
-        args = _hoist_store_options(list(sys.argv[1:] if argv is None else argv))
+        args = _hoist_store_options(args)
         rv = app(args=args, prog_name="kloset", standalone_mode=False)
         return int(rv or 0) if isinstance(rv, int) else 0
-    # Typer ≥ 0.20 vendors its own click: its exceptions are not click's.
-    except (click.exceptions.Exit, typer.Exit) as exc:
+    # Typer ≥ 0.20 vendors its own click: its exceptions are the only ones raised.
+    except typer.Exit as exc:
         return int(exc.exit_code)
-    except (click.exceptions.Abort, typer.Abort):
+    except typer.Abort:
         print("kloset: aborted", file=sys.stderr)
         return 130
     except typer_click.NoArgsIsHelpError as exc:
         exc.show()
         return 0
-    except (click.UsageError, typer_click.UsageError) as exc:
+    except typer_click.UsageError as exc:
         where = exc.ctx.command_path if exc.ctx is not None else "kloset"
         print(f"kloset: error: {_one_line(exc)} (see '{where} --help')", file=sys.stderr)
         return int(exc.exit_code)
-    except (click.ClickException, typer_click.ClickException) as exc:
+    except typer_click.ClickException as exc:
         print(f"kloset: error: {_one_line(exc)}", file=sys.stderr)
         return int(exc.exit_code)
     except KlosetError as exc:

@@ -10,18 +10,11 @@ from __future__ import annotations
 import sys
 import threading
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+if TYPE_CHECKING:  # rich is imported only when a bar is drawn: it costs ~40 ms of start-up
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
 
 
 class ProgressReporter:
@@ -37,7 +30,7 @@ class ProgressReporter:
         if enabled is None:
             enabled = sys.stderr.isatty() if console is None else console.is_terminal
         self.enabled = enabled
-        self.console = console or Console(stderr=True)
+        self.console = console
         self._progress: Progress | None = None
         self._task: TaskID | None = None
         self._lock = threading.Lock()
@@ -49,6 +42,16 @@ class ProgressReporter:
 
     def __enter__(self) -> ProgressReporter:
         if self.enabled:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
             self._progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -56,7 +59,7 @@ class ProgressReporter:
                 TextColumn("{task.fields[files]}"),
                 TransferSpeedColumn(),
                 TimeRemainingColumn(),
-                console=self.console,
+                console=self.console or Console(stderr=True),
                 transient=True,
             )
             self._progress.start()
