@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -66,6 +67,9 @@ class LocalDestination(Destination):
         # MD5 of what was written feeds `verify_restore` (Prefect); the CLI turns it off because
         # hashing every restored byte costs more CPU than decrypting it.
         self.hash_written = True
+        # Directories this restore created: nothing in them predates it, so their files need
+        # no `lstat` to see what is there, and their subfolders no walk up the parents.
+        self._created: set[str] = set()
 
     def _path(self, relpath: str) -> str:
         parts = safe_parts(relpath)
@@ -81,6 +85,11 @@ class LocalDestination(Destination):
 
     def prepare_dir(self, relpath: str) -> None:
         path = self._path(relpath)
+        if os.path.dirname(path) in self._created:
+            with contextlib.suppress(FileExistsError):  # else: look at what is there
+                os.mkdir(path, 0o700)
+                self._created.add(path)
+                return
         try:
             st = os.lstat(path)
             if stat.S_ISDIR(st.st_mode):
@@ -90,10 +99,14 @@ class LocalDestination(Destination):
             pass
         self._check_parents(path)
         os.mkdir(path, 0o700)
+        self._created.add(path)
 
     def is_current(self, relpath: str, entry: Entry) -> bool | None:
+        path = self._path(relpath)
+        if os.path.dirname(path) in self._created:
+            return None
         try:
-            st = os.lstat(self._path(relpath))
+            st = os.lstat(path)
         except FileNotFoundError:
             return None
         if not stat.S_ISREG(st.st_mode):
