@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from report import update_doc  # noqa: E402
+from tools import compile_bytecode, python_env  # noqa: E402
 
 from koofr_emulator import FaultRule, KoofrEmulator  # noqa: E402
 from koofr_emulator.sample import write_file  # noqa: E402
@@ -170,8 +171,9 @@ def main() -> int:
             f"[bench]\ntype = koofr\nprovider = other\nendpoint = {emu.url}\n"
             f"user = {emu.user}\npassword = {obscure(emu.password)}\n"
         )
+        compile_bytecode()
         env = {
-            **os.environ,
+            **python_env(dict(os.environ)),
             "RCLONE_CONFIG": str(conf),
             "KLOSET_PASSPHRASE": PASSPHRASE,
             "KLOSET_CONFIG_DIR": str(work / "kloset-config"),
