@@ -19,7 +19,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -209,13 +209,26 @@ def get_remote(name: str, role: str) -> KoofrRemote:
 #: tasks), mapped to ``KoofrFileSystem`` options. They exist because the right retry budget and
 #: request concurrency depend on the account and the network, not on the remote's identity, so
 #: they do not belong in ``remotes.json``; and because tests need short backoffs.
-ENV_FS_OPTIONS: dict[str, tuple[str, type[int] | type[float]]] = {
+def _on_off(raw: str) -> bool:
+    """`1`/`0` (also yes/no, true/false, on/off) for a switch set in the environment."""
+    word = raw.lower()
+    if word in ("1", "yes", "true", "on"):
+        return True
+    if word in ("0", "no", "false", "off"):
+        return False
+    raise ValueError(raw)
+
+
+_on_off.__name__ = "switch (1 or 0)"
+
+ENV_FS_OPTIONS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "KLOSET_KOOFR_RETRIES": ("retries", int),
     "KLOSET_KOOFR_BACKOFF_BASE": ("backoff_base", float),
     "KLOSET_KOOFR_BACKOFF_MAX": ("backoff_max", float),
     "KLOSET_KOOFR_CONCURRENCY": ("max_concurrency", int),
     "KLOSET_KOOFR_CONNECTIONS": ("max_connections", int),
     "KLOSET_KOOFR_TIMEOUT": ("timeout", float),
+    "KLOSET_KOOFR_TREE": ("use_tree", _on_off),
 }
 
 
@@ -249,7 +262,10 @@ def remote_filesystem(name: str, role: str, **fs_options: Any) -> tuple[KoofrFil
     from koofrfs.filesystem import KoofrFileSystem
 
     remote = get_remote(name, role)
-    options = {**remote.storage_options(), **env_fs_options(), **fs_options}
+    # A backup lists the whole source: one `files/tree` request instead of one per folder
+    # (5x faster at 100 ms a request; a server without it gets a listing per folder).
+    defaults = {"use_tree": role == "source"}
+    options = {**defaults, **remote.storage_options(), **env_fs_options(), **fs_options}
     return KoofrFileSystem(**options), ""
 
 

@@ -139,6 +139,11 @@ class FsspecSource(Source):
         if info.get("type") != "directory":
             raise NotADirectoryError(f"{self.location} is not a directory")
         yield ScanItem("", DIR, stat.S_IFDIR | 0o755, _mtime_ns(info))
+        if getattr(self.fs, "use_tree", False) and self.fs.dircache.use_listings_cache:
+            # A filesystem that lists a whole subtree in one request (koofrfs's `use_tree`)
+            # fills its listing cache once; the walk below then reads from it.
+            for _ in self.fs.walk(self.root or "/"):
+                pass
         # Each listing is a request: list the folders ahead of the depth-first walk, several
         # at a time, so a tree of many folders costs round trips in parallel, not in series.
         pool = ThreadPoolExecutor(LIST_AHEAD, thread_name_prefix="kloset-list")

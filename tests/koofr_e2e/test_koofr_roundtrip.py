@@ -34,6 +34,7 @@ pytestmark = [needs_rclone, pytest.mark.slow]
 MiB = 1024 * 1024
 BASE_NS = 1_600_000_000_123_456_789  # 2020-09-13, odd sub-millisecond digits on purpose
 
+NO_TREE = {"KLOSET_KOOFR_TREE": "0"}  # list a source one folder at a time
 NFC = unicodedata.normalize("NFC", "café")
 NFD = unicodedata.normalize("NFD", "café")
 
@@ -177,8 +178,13 @@ def test_incremental_backup_downloads_nothing(world: KoofrWorld) -> None:
     assert counters["files/get"] == 0
     assert (second["files_read"], second["files_unchanged"]) == (0, 2000)
     assert second["parent"] == first["snapshot"]
-    assert counters["files/list"] == 21 and counters["files/info"] <= 3  # listings, not stats
+    # Listings, not stats: the whole source in one files/tree request.
+    assert counters["files/tree"] == 1 and counters.get("files/list", 0) == 0
+    assert counters["files/info"] <= 3
     assert snapshot_md5s(world) == md5s
+    world.emu.reset_counters()  # without the tree listing: one files/list per folder
+    again = json.loads(world.ok("at", "store", "backup", "--json", "@koofr:/many", **NO_TREE))
+    assert (again["files_read"], world.emu.counters["files/list"]) == (0, 21)
 
     # Same size and same mtime but new content: only Koofr's MD5 can tell, and it does.
     changed = "d07/file 0007.txt"
