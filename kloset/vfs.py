@@ -7,12 +7,12 @@ on a remote store stays cheap.
 
 from __future__ import annotations
 
-import io
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from kloset.errors import PathNotFound
+from kloset.reader import FileReader
 from kloset.repository import Repository
 from kloset.snapshot import SnapshotHeader
 from kloset.tree import DIR, Entry, TreeNode
@@ -144,76 +144,9 @@ class SnapshotView:
             if child.is_dir and child.subtree is not None:
                 yield from self._walk_dir(cpath, child.subtree)
 
-    def open(self, path: str) -> ChunkReader:
+    def open(self, path: str) -> FileReader:
+        """A seekable reader with readahead (see `kloset.reader`)."""
         entry = self.stat(path)
         if not entry.is_file:
             raise PathNotFound(f"{normalize(path)} is not a regular file")
-        return ChunkReader(self.repo, entry)
-
-
-class ChunkReader(io.RawIOBase):
-    """Seekable reader over a file's chunks; fetches each chunk by byte range when needed."""
-
-    def __init__(self, repo: Repository, entry: Entry) -> None:
-        super().__init__()
-        self.repo = repo
-        self.chunks = entry.chunks
-        self._sizes: list[int] = []
-        for cid in self.chunks:
-            loc = repo.index.get(cid)
-            self._sizes.append(loc.raw_length if loc is not None else 0)
-        self.size = sum(self._sizes)
-        self._starts = []
-        pos = 0
-        for s in self._sizes:
-            self._starts.append(pos)
-            pos += s
-        self._pos = 0
-        self._cache_idx = -1
-        self._cache = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_SET:
-            self._pos = offset
-        elif whence == io.SEEK_CUR:
-            self._pos += offset
-        else:
-            self._pos = self.size + offset
-        self._pos = max(0, self._pos)
-        return self._pos
-
-    def _chunk_at(self, pos: int) -> int:
-        lo, hi = 0, len(self._starts) - 1
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if self._starts[mid] <= pos:
-                lo = mid
-            else:
-                hi = mid - 1
-        return lo
-
-    def readinto(self, buf: memoryview) -> int:  # type: ignore[override]
-        if self._pos >= self.size or not self.chunks:
-            return 0
-        idx = self._chunk_at(self._pos)
-        if idx != self._cache_idx:
-            self._cache = self.repo.read_blob(self.chunks[idx])
-            self._cache_idx = idx
-        start = self._pos - self._starts[idx]
-        n = min(len(buf), len(self._cache) - start)
-        buf[:n] = self._cache[start : start + n]
-        self._pos += n
-        return n
-
-    def read_all_chunks(self) -> Iterator[bytes]:
-        for cid in self.chunks:
-            yield self.repo.read_blob(cid)
+        return FileReader(self.repo, entry)

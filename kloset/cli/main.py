@@ -18,6 +18,7 @@ _COMMAND_MODULES = {
     "kloset.cli.cmd_store": ("at",),
     "kloset.cli.cmd_lifecycle": ("at",),
     "kloset.cli.cmd_ui": ("at",),
+    "kloset.cli.cmd_mount": ("at",),
     "kloset.cli.remotes_mount": ("source", "destination", "store"),
 }
 

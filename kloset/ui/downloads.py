@@ -13,9 +13,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from kloset.ui import archive, preview
+from kloset import archive
+from kloset.stream import iter_file, read_head
+from kloset.ui import preview
 from kloset.ui.params import BadRequest, path_param, snapshot_header
-from kloset.ui.stream import iter_file, read_head
 from kloset.vfs import SnapshotView
 
 

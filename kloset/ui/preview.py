@@ -14,8 +14,8 @@ from typing import Any
 
 from kloset.fetch import fetch_blobs
 from kloset.repository import Repository
+from kloset.stream import read_head
 from kloset.tree import Entry
-from kloset.ui.stream import read_head
 
 TEXT_LIMIT = 256 * 1024
 HEX_LIMIT = 4096

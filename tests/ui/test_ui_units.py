@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from ui_helpers import PASSPHRASE, UiStore
 
+from kloset import archive
 from kloset.backup import BackupOptions
 from kloset.backup.pipeline import run_backup
 from kloset.cli.cmd_ui import is_loopback, parse_addr
@@ -19,7 +20,6 @@ from kloset.crypto import KdfParams
 from kloset.errors import UnsafePath
 from kloset.locations import open_source, open_storage
 from kloset.repository import Repository
-from kloset.ui import archive
 from kloset.ui.catalog import Catalog
 from kloset.ui.downloads import parse_range
 from kloset.ui.jobs import RestoreTarget, parse_targets, target_location

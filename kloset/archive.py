@@ -17,8 +17,8 @@ import time
 import zipfile
 from collections.abc import Iterator
 
+from kloset.stream import iter_file, prefetch_small
 from kloset.tree import Entry
-from kloset.ui.stream import iter_file, prefetch_small
 from kloset.vfs import SnapshotView, normalize
 
 # Small files are fetched together: up to this many entries or bytes per group.
