@@ -8,7 +8,6 @@ travels through a run instead of an opened repository.
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from prefect._internal.compatibility.async_dispatch import async_dispatch
@@ -123,28 +122,13 @@ class KlosetRepository(Block):
 
     @async_dispatch(alist_snapshots)
     def list_snapshots(self) -> list[dict[str, Any]]:
-        """Every snapshot, oldest first, as plain dicts (id, time, source, tags, stats)."""
+        """Every snapshot, oldest first, in the shape of ``kloset ls --json`` plus ``stats``."""
         return self._list_snapshots()
 
     def _list_snapshots(self) -> list[dict[str, Any]]:
-        out = []
-        for header in self.open_repository().list_snapshots():
-            stats = dict(header.stats or {})
-            out.append(
-                {
-                    "id": header.hex,
-                    "short_id": header.hex[:12],
-                    "time": datetime.fromtimestamp(header.time_ns / 1e9, UTC).isoformat(),
-                    "source": header.source,
-                    "host": header.host,
-                    "tags": list(header.tags),
-                    "files": int(stats.get("files", 0)),
-                    "bytes": int(stats.get("bytes", 0)),
-                    "errors": int(stats.get("errors", 0)),
-                    "stats": stats,
-                }
-            )
-        return out
+        return [
+            {**h.to_doc(), "stats": dict(h.stats)} for h in self.open_repository().list_snapshots()
+        ]
 
     async def aread_file(self, snapshot: str, path: str) -> bytes:
         """Async form of :meth:`read_file`."""

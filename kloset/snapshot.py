@@ -12,6 +12,7 @@ from typing import Any
 
 import msgpack
 
+from kloset.display import iso_time
 from kloset.errors import CorruptObject
 
 SNAPSHOT_AD = b"kloset:snapshot"
@@ -40,6 +41,29 @@ class SnapshotHeader:
     @property
     def hex(self) -> str:
         return self.id.hex()
+
+    def to_doc(self) -> dict[str, Any]:
+        """The snapshot as JSON, the one shape of `kloset ls --json`, the web viewer's API and
+        the Prefect blocks (documented in docs/CLI.md)."""
+        st = self.stats
+        return {
+            "id": self.hex,
+            "short_id": self.hex[:12],
+            "time": iso_time(self.time_ns),
+            "time_ns": self.time_ns,
+            "source": self.source,
+            "host": self.host,
+            "user": self.user,
+            "tags": list(self.tags),
+            "parent": self.parent.hex() if self.parent else None,
+            "files": int(st.get("files", 0)),
+            "dirs": int(st.get("dirs", 0)),
+            "symlinks": int(st.get("symlinks", 0)),
+            "bytes": int(st.get("bytes", 0)),
+            "bytes_added": int(st.get("bytes_added", 0)),
+            "errors": max(self.errors_total, len(self.errors)),
+            "origin": dict(self.origin),
+        }
 
     def to_bytes(self) -> bytes:
         doc: dict[str, Any] = {

@@ -10,14 +10,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from kloset.display import ratio
 from kloset.pack import BLOB_DATA, BLOB_TREE
 from kloset.repository import Repository
 from kloset.snapshot import SnapshotHeader
 from kloset.vfs import iter_node
-
-
-def _ratio(numerator: float, denominator: float) -> float:
-    return round(numerator / denominator, 2) if denominator else 0.0
 
 
 @dataclass
@@ -77,8 +74,8 @@ def store_stats(repo: Repository) -> StoreStats:
         raw_bytes=raw,
         stored_bytes=stored,
         logical_bytes=logical,
-        dedup_ratio=_ratio(logical, pack_bytes),
-        compression_ratio=_ratio(raw, stored),
+        dedup_ratio=ratio(logical, pack_bytes),
+        compression_ratio=ratio(raw, stored),
     )
 
 
@@ -107,6 +104,7 @@ class SnapshotStats:
     dedup_ratio: float  # logical bytes / stored bytes
     errors_total: int
     errors: list[tuple[str, str]] = field(default_factory=list)
+    origin: dict[str, str] = field(default_factory=dict)  # who ran the backup (FORMAT.md)
 
     def to_dict(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -171,7 +169,8 @@ def snapshot_stats(repo: Repository, header: SnapshotHeader) -> SnapshotStats:
         trees=len(seen_trees),
         stored_bytes=stored,
         missing_blobs=missing,
-        dedup_ratio=_ratio(logical, stored),
+        dedup_ratio=ratio(logical, stored),
         errors_total=max(header.errors_total, len(header.errors)),
         errors=list(header.errors),
+        origin=dict(header.origin),
     )

@@ -42,6 +42,17 @@ Y2100_NS = 4_102_444_800 * 10**9 + 987_654_321
 NORMAL_NS = 1_700_000_000 * 10**9 + 111_222_333
 
 
+# -- screenshots for the documentation ---------------------------------------------------------
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+
+
+def screenshots_wanted() -> bool:
+    """Whether browser tests refresh docs/screenshots/: only on purpose (``KLOSET_SCREENSHOTS=1
+    python -m pytest tests/ui tests/prefect/test_ui_run.py``), so `./test` leaves the checkout as
+    it found it."""
+    return os.environ.get("KLOSET_SCREENSHOTS", "") not in ("", "0")
+
+
 # -- running the CLI ----------------------------------------------------------------------------
 @dataclass
 class Result:

@@ -18,6 +18,7 @@ from kloset import passphrase as pp
 from kloset.cli import output as o
 from kloset.cli.app import at_app, store_ctx
 from kloset.cli.progress import ProgressReporter
+from kloset.display import dedup_ratio
 from kloset.errors import KlosetError, PathNotFound, StoreExists
 from kloset.repository import Repository
 from kloset.snapshot import SnapshotHeader
@@ -143,7 +144,7 @@ def backup(
         "bytes": st.get("bytes", 0),
         "bytes_read": st.get("bytes_read", 0),
         "bytes_added": st.get("bytes_added", 0),
-        "dedup_ratio": o.ratio(st.get("bytes", 0), st.get("bytes_added", 0)),
+        "dedup_ratio": dedup_ratio(st),
         "errors": [{"path": p, "error": m} for p, m in errors],
         "duration": round(report.duration, 3),
     }
@@ -159,7 +160,7 @@ def backup(
 def _ls_snapshots(repo: Repository, as_json: bool, long: bool) -> None:
     snaps = repo.list_snapshots(on_error=lambda sid, exc: o.err(f"warning: {exc}"))
     if as_json:
-        o.print_json([o.snapshot_row(h) for h in snaps])
+        o.print_json([h.to_doc() for h in snaps])
         return
     if snaps:
         o.out(o.snapshots_table(snaps, long=long))

@@ -14,29 +14,12 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
-
-
-def human_size(n: int | float) -> str:
-    """IEC sizes (1 KiB = 1024 B), three significant digits: what users compare with `du -h`."""
-    value = float(n)
-    for unit in _UNITS:
-        if abs(value) < 1024 or unit == _UNITS[-1]:
-            if unit == "B":
-                return f"{int(value)} B"
-            return f"{value:.1f} {unit}" if abs(value) < 100 else f"{value:.0f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
+from kloset.display import human_size, iso_time
 
 
 def plural(n: int, word: str) -> str:
     """`1 file`, `2 files`: summaries are read by people first."""
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-def ratio(numerator: int | float, denominator: int | float) -> float:
-    """A ratio that is 0.0 (not a crash) for an empty store."""
-    return round(float(numerator) / float(denominator), 2) if denominator else 0.0
 
 
 def local_time(time_ns: int, *, seconds: bool = True) -> str:
@@ -50,16 +33,6 @@ def local_time(time_ns: int, *, seconds: bool = True) -> str:
     except (OverflowError, OSError, ValueError):
         return f"@{secs}"
     return time.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M", tm)
-
-
-def iso_time(time_ns: int) -> str:
-    """RFC 3339 in UTC with nanoseconds, for JSON consumers that need exact times."""
-    secs, frac = divmod(time_ns, 1_000_000_000)
-    try:
-        base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
-    except (OverflowError, OSError, ValueError):
-        return str(time_ns)
-    return f"{base}.{frac:09d}Z"
 
 
 def display_name(name: str) -> str:
@@ -147,28 +120,6 @@ def err(line: str) -> None:
 
 
 # -- renderings shared by the verbs (and by anything else that prints what the CLI prints) --------
-def snapshot_row(h: Any) -> dict[str, Any]:
-    """A snapshot header as JSON consumers see it."""
-    st = h.stats
-    return {
-        "id": h.hex,
-        "short_id": h.hex[:12],
-        "time": iso_time(h.time_ns),
-        "time_ns": h.time_ns,
-        "source": h.source,
-        "host": h.host,
-        "user": h.user,
-        "tags": list(h.tags),
-        "parent": h.parent.hex() if h.parent else None,
-        "files": int(st.get("files", 0)),
-        "dirs": int(st.get("dirs", 0)),
-        "symlinks": int(st.get("symlinks", 0)),
-        "bytes": int(st.get("bytes", 0)),
-        "bytes_added": int(st.get("bytes_added", 0)),
-        "errors": max(h.errors_total, len(h.errors)),
-    }
-
-
 def entry_row(path: str, e: Any) -> dict[str, Any]:
     """A tree entry as JSON consumers see it."""
     return {
@@ -188,10 +139,10 @@ def entry_row(path: str, e: Any) -> dict[str, Any]:
 def snapshots_table(headers: Sequence[Any], *, long: bool = False) -> str:
     head = ["ID", "DATE", "SIZE", "FILES", "TAGS", "SOURCE"]
     if long:
-        head[5:5] = ["HOST", "ERRORS"]
+        head[5:5] = ["HOST", "ERRORS", "RUN"]
     rows = [head]
     for h in headers:
-        r = snapshot_row(h)
+        r = h.to_doc()
         row = [
             h.hex if long else r["short_id"],
             local_time(h.time_ns),
@@ -201,7 +152,7 @@ def snapshots_table(headers: Sequence[Any], *, long: bool = False) -> str:
             display_name(h.source),
         ]
         if long:
-            row[5:5] = [h.host or "-", str(r["errors"])]
+            row[5:5] = [h.host or "-", str(r["errors"]), display_name(h.origin.get("run", "-"))]
         rows.append(row)
     return table(rows, right=(2, 3))
 
@@ -227,10 +178,7 @@ def backup_text(s: dict[str, Any]) -> str:
         ("size", human_size(s["bytes"])),
         ("read", human_size(s["bytes_read"])),
         ("added", f"{human_size(s['bytes_added'])} (after dedup and compression)"),
-        (
-            "dedup",
-            f"{s['dedup_ratio']}x" if s["bytes_added"] else "everything was already stored",
-        ),
+        ("dedup", f"{s['dedup_ratio']}x" if s["dedup_ratio"] else "everything was already stored"),
         ("errors", str(len(s["errors"]))),
         ("duration", f"{s['duration']:.1f} s"),
     ]
@@ -266,4 +214,5 @@ def snapshot_info_rows(t: Any) -> list[tuple[str, str]]:
         ("added at backup", human_size(t.bytes_added)),
         ("errors", str(t.errors_total)),
     ]
+    rows += [(f"origin {k}", display_name(v)) for k, v in sorted(t.origin.items())]
     return rows + [("  error", f"{display_name(p)}: {m}") for p, m in t.errors[:20]]

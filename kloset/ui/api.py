@@ -16,11 +16,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from kloset.display import iso_time
 from kloset.errors import PathNotFound
 from kloset.query import diff, find
 from kloset.tree import Entry
 from kloset.ui import preview
-from kloset.ui.catalog import SORT_KEYS, header_doc, iso_time
+from kloset.ui.catalog import SORT_KEYS
 from kloset.ui.downloads import download_archive, raw
 from kloset.ui.jobs import JobManager
 from kloset.ui.params import (
@@ -98,7 +99,7 @@ async def snapshots(request: Request) -> Response:
 async def snapshot(request: Request) -> Response:
     """`GET /api/snapshots/{snap}`: one snapshot's header, with its full stats."""
     h = await snapshot_header(request)
-    doc = header_doc(h)
+    doc = h.to_doc()
     doc["stats"] = h.stats
     return JSONResponse(doc)
 

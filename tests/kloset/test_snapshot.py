@@ -13,8 +13,9 @@ from kloset.repository import Repository
 from kloset.snapshot import SnapshotHeader
 
 ORIGIN = {
-    "flow_run_id": "0b5c1d2e-0000-4000-8000-000000000001",
-    "flow_run_url": "http://127.0.0.1:4200/runs/flow-run/0b5c1d2e-0000-4000-8000-000000000001",
+    "orchestrator": "prefect",
+    "run": "amber-fox",
+    "url": "http://127.0.0.1:4200/runs/flow-run/0b5c1d2e-0000-4000-8000-000000000001",
 }
 
 
@@ -49,3 +50,11 @@ def test_sync_to_a_store_with_other_keys_keeps_the_origin(tmp_path) -> None:
     assert not report.same_keys
     (copied,) = dst.list_snapshots()
     assert copied.origin == ORIGIN
+
+
+def test_the_one_json_shape_carries_the_origin() -> None:
+    doc = SnapshotHeader(root=b"r" * 32, time_ns=1_500_000_000_123_456_789, origin=ORIGIN)
+    doc.id = bytes(range(32))
+    shape = doc.to_doc()
+    assert shape["short_id"] == doc.hex[:12] and shape["time"] == "2017-07-14T02:40:00.123456789Z"
+    assert shape["origin"] == ORIGIN and shape["bytes"] == 0 and shape["parent"] is None

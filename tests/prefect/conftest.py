@@ -3,9 +3,8 @@ emulator per session.
 
 Starting a Prefect server costs ~15 s, so the whole directory shares one, started when the
 first test needs it: flows called in this process report to it (`prefect_harness`), and the
-CLI, deployments and workers talk to it through `prefect_server.env`. Prefect reads
-PREFECT_HOME and analytics settings at import time, so they are set here, before anything
-below imports it (the suite's root conftest sets the same).
+CLI, deployments and workers talk to it through `prefect_server.env`. PREFECT_HOME and the
+analytics switch are set by the suite's root conftest, before anything imports Prefect.
 """
 
 from __future__ import annotations
@@ -13,20 +12,15 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="kloset-prefect-home-"))
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+import pytest
+from pydantic import SecretStr
 
-import pytest  # noqa: E402
-from pydantic import SecretStr  # noqa: E402
-
-from tests.prefect.processes import (  # noqa: E402
+from tests.prefect.processes import (
     PREFECT,
     Process,
     free_port,

@@ -1,8 +1,9 @@
 """End to end: Debian's chromium, driven by Playwright, against the viewer on a real socket.
 
 The server runs in a thread with uvicorn on 127.0.0.1 (one test also starts the real
-`kloset at STORE ui --no-open`). The run saves screenshots of the main pages into
-docs/screenshots/ so the documentation shows what the viewer looks like.
+`kloset at STORE ui --no-open`). With ``KLOSET_SCREENSHOTS=1`` the run also refreshes the
+screenshots of the main pages in docs/screenshots/ (never otherwise: tests leave the checkout
+clean).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from helpers import SCREENSHOTS, screenshots_wanted
 from ui_helpers import PASSPHRASE, UiStore, folder_contents
 
 from kloset.vfs import SnapshotView
@@ -35,7 +37,6 @@ pytestmark = [
 playwright_api = pytest.importorskip("playwright.sync_api")
 Page = playwright_api.Page
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -114,7 +115,8 @@ def no_js_errors(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 def shot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    if not screenshots_wanted():
+        return
     page.mouse.move(1270, 790)  # no hover highlight in the picture
     page.wait_for_timeout(150)  # let the last layout settle
     page.screenshot(path=str(SCREENSHOTS / name))

@@ -33,7 +33,8 @@
   K.fmtNum = (n) => (n === null || n === undefined ? "—" : Number(n).toLocaleString("en-US"));
   K.fmtTime = function (iso) {
     if (!iso) return "—";
-    const d = new Date(iso);
+    // Times carry nanoseconds; Date only promises to parse milliseconds.
+    const d = new Date(String(iso).replace(/(\.\d{3})\d+/, "$1"));
     const p = (x) => String(x).padStart(2, "0");
     return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
   };
@@ -73,7 +74,7 @@
     }
     return recent;
   };
-  K.snapLabel = (s) => `${K.fmtTime(s.time)} · ${s.short}${s.tags.length ? " · " + s.tags.join(", ") : ""}`;
+  K.snapLabel = (s) => `${K.fmtTime(s.time)} · ${s.short_id}${s.tags.length ? " · " + s.tags.join(", ") : ""}`;
 
   // -- router ----------------------------------------------------------------------------------
   K.route = function () {
@@ -134,7 +135,7 @@
   // -- snapshot list ---------------------------------------------------------------------------
   const COLUMNS = [
     ["time", "Date", ""], ["id", "ID", ""], ["tags", "Tags", ""], ["source", "Source", ""],
-    ["files", "Files", "num"], ["size", "Size", "num"], ["errors", "Errors", "num"],
+    ["files", "Files", "num"], ["bytes", "Size", "num"], ["errors", "Errors", "num"],
   ];
   let filterFocused = false;
 
@@ -156,11 +157,11 @@
     }));
     const rows = data.items.map((s) => el("tr", { class: "clickable", "data-id": s.id, onclick: () => { location.hash = K.snapHref(s.id, "/"); } },
       el("td", { class: "nowrap" }, K.fmtTime(s.time), el("div", { class: "muted small" }, s.host || "")),
-      el("td", null, el("a", { class: "id", href: K.snapHref(s.id, "/"), title: s.id }, s.short)),
+      el("td", null, el("a", { class: "id", href: K.snapHref(s.id, "/"), title: s.id }, s.short_id)),
       el("td", null, s.tags.length ? s.tags.map((t) => el("span", { class: "tag" }, t)) : el("span", { class: "muted" }, "—")),
       el("td", { class: "ellipsis", title: s.source }, s.source),
       el("td", { class: "num" }, K.fmtNum(s.files)),
-      el("td", { class: "num" }, K.fmtSize(s.size)),
+      el("td", { class: "num" }, K.fmtSize(s.bytes)),
       el("td", { class: "num" }, s.errors
         ? el("a", { class: "badge bad", href: "#/errors/" + s.id, onclick: (e) => e.stopPropagation() }, K.fmtNum(s.errors))
         : el("span", { class: "badge ok" }, "0")),

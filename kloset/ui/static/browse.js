@@ -18,7 +18,7 @@
   function crumbs(snap, path) {
     const out = [el("a", { href: "#/" }, "Snapshots"), el("span", { class: "sep" }, "›")];
     const parts = path.split("/").filter(Boolean);
-    const rootLabel = `${snap.short} · ${K.fmtTime(snap.time)}`;
+    const rootLabel = `${snap.short_id} · ${K.fmtTime(snap.time)}`;
     if (!parts.length) out.push(el("span", { class: "here" }, rootLabel));
     else out.push(el("a", { href: K.snapHref(snap.id, "/") }, rootLabel));
     let acc = "";
@@ -34,15 +34,30 @@
 
   function snapBar(snap) {
     return el("div", { class: "panel snapbar" },
-      kv("Snapshot", el("span", { class: "id", title: snap.id }, snap.short)),
+      kv("Snapshot", el("span", { class: "id", title: snap.id }, snap.short_id)),
       kv("Date", K.fmtTime(snap.time)),
       kv("Source", el("span", { class: "mono" }, snap.source || "—")),
       kv("Host", snap.host || "—"),
       kv("Files", K.fmtNum(snap.files)),
-      kv("Size", K.fmtSize(snap.size)),
+      kv("Size", K.fmtSize(snap.bytes)),
       snap.tags.length ? kv("Tags", snap.tags.map((t) => el("span", { class: "tag" }, t))) : null,
       kv("Errors", snap.errors ? el("a", { class: "badge bad", href: "#/errors/" + snap.id }, K.fmtNum(snap.errors)) : el("span", { class: "badge ok" }, "0")),
+      originKv(snap.origin || {}),
     );
+  }
+
+  // Who ran the backup (e.g. a Prefect flow run): its `run` name, linked to its `url` when that
+  // is a web address; every label is in the tooltip.
+  function originKv(origin) {
+    const keys = Object.keys(origin);
+    if (!keys.length) return null;
+    const title = keys.map((k) => `${k}: ${origin[k]}`).join("\n");
+    const text = origin.run || origin.run_id || keys.map((k) => origin[k]).join(" ");
+    const url = /^https?:\/\//.test(origin.url || "") ? origin.url : null;
+    const value = url
+      ? el("a", { id: "origin-link", href: url, target: "_blank", rel: "noopener noreferrer", title }, text)
+      : el("span", { title }, text);
+    return kv(origin.orchestrator ? `${origin.orchestrator[0].toUpperCase()}${origin.orchestrator.slice(1)} run` : "Run", value);
   }
 
   K.pages.browse = async function (ref, path, query, token) {
@@ -188,7 +203,7 @@
       `The snapshot records the first ${K.fmtNum(data.stored)} of ${K.fmtNum(data.total)} errors.`) : null;
     K.mount(token,
       el("nav", { class: "crumbs" }, el("a", { href: "#/" }, "Snapshots"), el("span", { class: "sep" }, "›"),
-        el("a", { href: K.snapHref(snap.id, "/") }, `${snap.short} · ${K.fmtTime(snap.time)}`), el("span", { class: "sep" }, "›"),
+        el("a", { href: K.snapHref(snap.id, "/") }, `${snap.short_id} · ${K.fmtTime(snap.time)}`), el("span", { class: "sep" }, "›"),
         el("span", { class: "here" }, "Errors")),
       snapBar(snap), more,
       el("div", { class: "panel" },

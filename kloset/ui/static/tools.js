@@ -5,7 +5,7 @@
   const el = K.el;
 
   function snapshotSelect(id, snaps, value, allLabel) {
-    const opts = snaps.map((s) => el("option", { value: s.id, selected: s.id === value || s.short === value }, K.snapLabel(s)));
+    const opts = snaps.map((s) => el("option", { value: s.id, selected: s.id === value || s.short_id === value }, K.snapLabel(s)));
     // An id from the URL that is older than the listed snapshots still gets an entry.
     if (value && value !== "all" && !snaps.some((s) => s.id.startsWith(value))) opts.unshift(el("option", { value, selected: true }, value));
     if (allLabel) opts.unshift(el("option", { value: "all", selected: !value || value === "all" }, allLabel));
@@ -135,7 +135,7 @@
     const status = el("div", { id: "restore-status" });
     const start = el("button", { class: "btn primary", id: "restore-start", disabled: !targets.length }, "Start restore");
     const body = el("div", { class: "body" },
-      el("div", null, `Restore the ${type === "dir" ? "folder" : "file"} `, el("code", null, path), " of snapshot ", el("span", { class: "id" }, snap.short), "."),
+      el("div", null, `Restore the ${type === "dir" ? "folder" : "file"} `, el("code", null, path), " of snapshot ", el("span", { class: "id" }, snap.short_id), "."),
       targets.length ? [field("Destination", target), field("Sub-folder", sub), el("label", { class: "check" }, overwrite, "replace files that differ")]
         : el("div", { class: "notice" }, "No restore destination is configured. Start the viewer with --restore-target PATH (or @NAME) to enable restores."),
       status);
