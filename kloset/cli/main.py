@@ -19,6 +19,8 @@ _COMMAND_MODULES = {
     "kloset.cli.cmd_lifecycle": ("at",),
     "kloset.cli.cmd_ui": ("at",),
     "kloset.cli.cmd_mount": ("at",),
+    "kloset.cli.cmd_archive": ("at",),
+    "kloset.cli.cmd_rewrite": ("at",),
     "kloset.cli.remotes_mount": ("source", "destination", "store"),
 }
 
