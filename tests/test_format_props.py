@@ -218,7 +218,7 @@ def test_index_round_trip(packs: list, cipher: Cipher) -> None:
     for pid, _size, blobs in packs:  # the first copy of a blob wins
         for b in blobs:
             first.setdefault(b.id, (pid, b.offset, b.length, b.raw_length, b.type))
-    assert {bid: tuple(vars(loc).values()) for bid, loc in index.items()} == first
+    assert {bid: tuple(loc) for bid, loc in index.items()} == first
     assert len(index) == len(first)
     assert all(index.get(bid) is not None and bid in index for bid in first)
 

@@ -8,6 +8,7 @@ import random
 import msgpack
 import pytest
 
+from kloset import index as index_module
 from kloset.errors import CorruptObject
 from kloset.index import Index, IndexRun, decode_index_run, encode_index
 from kloset.pack import BLOB_DATA, BLOB_TREE, BlobEntry
@@ -33,7 +34,11 @@ def _expected(files: list[list]) -> dict[bytes, tuple]:
     return first
 
 
-def test_many_files_give_the_same_answers_before_and_after_the_merge() -> None:
+def test_many_files_give_the_same_answers_before_and_after_the_merge(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(index_module, "SMALL_INDEX", 0)  # a big store: no dict, search and merge
+    monkeypatch.setattr(index_module._Merged, "SLICES", 3)  # key ranges meet inside the files
     rng = random.Random(3)
     files = [_packs(rng, 3, 20) for _ in range(12)]
     dup = files[0][0][2][5]  # the same blob again, in a later file's pack: the first wins
@@ -43,15 +48,29 @@ def test_many_files_give_the_same_answers_before_and_after_the_merge() -> None:
         index.add_run(decode_index_run(encode_index(packs), "i"))
     want = _expected(files)
     some = list(want)[:5]
-    unmerged = {bid: tuple(vars(index.get(bid)).values()) for bid in some}
+    unmerged = {bid: tuple(index.get(bid)) for bid in some}
     assert index._merged is None  # a few lookups search the files one by one
-    got = {bid: tuple(vars(index.get(bid)).values()) for bid in want}
+    got = {bid: tuple(index.get(bid)) for bid in want}
     assert index._merged is not None  # many lookups merged them: the answers stay the same
     assert got == want and unmerged == {bid: want[bid] for bid in some}
-    assert {bid: tuple(vars(loc).values()) for bid, loc in index.items()} == want
+    assert {bid: tuple(loc) for bid, loc in index.items()} == want
     assert len(index) == len(want) and set(index.ids()) == set(want)
     assert os.urandom(32) not in index and index.get(os.urandom(32)) is None
     assert index.pack_sizes == {pid: size for packs in files for pid, size, _b in packs}
+
+
+@pytest.mark.parametrize("small", [0, index_module.SMALL_INDEX], ids=["searched", "dict"])
+def test_small_and_big_stores_answer_alike(monkeypatch: pytest.MonkeyPatch, small: int) -> None:
+    monkeypatch.setattr(index_module, "SMALL_INDEX", small)
+    rng = random.Random(8)
+    files = [_packs(rng, 2, 10) for _ in range(3)]
+    files[2][0][2].append(files[0][1][2][3])  # a duplicate: the first file's copy wins
+    index = Index()
+    for packs in files:
+        index.add_run(IndexRun.from_packs(packs))
+    want = _expected(files)
+    assert {bid: tuple(index.get(bid)) for bid in want} == want
+    assert len(index) == len(want) and rng.randbytes(32) not in index
 
 
 def test_blobs_added_by_this_process_come_after_the_files() -> None:
@@ -77,7 +96,7 @@ def test_version_1_files_of_older_stores_still_load() -> None:
     )
     index = Index()
     index.add_run(decode_index_run(v1, "old"))
-    assert {bid: tuple(vars(loc).values()) for bid, loc in index.items()} == _expected([packs])
+    assert {bid: tuple(loc) for bid, loc in index.items()} == _expected([packs])
 
 
 @pytest.mark.parametrize(
