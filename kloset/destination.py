@@ -59,10 +59,11 @@ class Destination:
 class LocalDestination(Destination):
     """A directory on this machine. Never follows a symlink while writing."""
 
-    def __init__(self, root: str, *, restore_owner: bool = False) -> None:
+    def __init__(self, root: str, *, restore_owner: bool = False, create: bool = True) -> None:
         self.root = os.path.abspath(root)
         self.location = self.root
-        os.makedirs(self.root, exist_ok=True)
+        if create:  # a dry run looks at the target without making it
+            os.makedirs(self.root, exist_ok=True)
         self.restore_owner = restore_owner
         # MD5 of what was written feeds `verify_restore` (Prefect); the CLI turns it off because
         # hashing every restored byte costs more CPU than decrypting it.

@@ -66,13 +66,14 @@ def open_source(location: str) -> Source:
     return FsspecSource(fs, root, location)
 
 
-def open_destination(location: str) -> Destination:
-    """Where a restore writes: a local directory (created as needed) or any fsspec location."""
+def open_destination(location: str, *, create: bool = True) -> Destination:
+    """Where a restore writes: a local directory (created as needed, unless `create` is false:
+    a dry run) or any fsspec location."""
     fs, root = resolve(location, "destination")
     if isinstance(fs, LocalFileSystem):
         if os.path.exists(root) and not os.path.isdir(root):
             raise LocationError(f"restore target {location} exists and is not a directory")
-        return LocalDestination(root)
+        return LocalDestination(root, create=create)
     return FsspecDestination(fs, root, location)
 
 

@@ -1,4 +1,5 @@
-"""`kloset at STORE <verb>`: create, backup, ls, cat, find, diff, restore, check, info, rm.
+"""`kloset at STORE <verb>`: create, backup, ls, cat, find, diff, check, info, rm (restore is in
+cmd_restore).
 
 Every verb is a thin layer over one engine function; what it adds is argument parsing and
 output. Data goes to stdout (tables, JSON, file bytes), everything else to stderr: progress
@@ -272,37 +273,6 @@ def diff(
         o.out(line + (f"  ({', '.join(e.reasons)})" if e.reasons else ""))
     n = (len(result.added), len(result.removed), len(result.changed))
     o.out(f"{n[0]} added, {n[1]} removed, {n[2]} changed")
-
-
-# -- restore ------------------------------------------------------------------------------------
-@at_app.command()
-def restore(
-    ctx: typer.Context,
-    target: str = typer.Argument(..., metavar="SNAP[:/path]"),
-    to: str = typer.Option(..., "-to", "--to", help="Destination: folder, fsspec URL or @NAME."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace files that differ."),
-    threads: int = typer.Option(8, "--threads", help="Files written in parallel."),
-) -> int:
-    """Restore a snapshot (or a path in it) into a folder; identical files are skipped."""
-    from kloset.locations import open_destination
-    from kloset.restore import run_restore
-
-    repo = store_ctx(ctx).open()
-    header, path = _resolve(repo, target)
-    dest = open_destination(to)
-    with ProgressReporter("restore") as bar:
-        rep = run_restore(
-            repo, header, path or "/", dest, overwrite=overwrite, threads=threads, progress=bar
-        )
-    _report_errors(rep.errors)
-    n = o.plural
-    o.out(
-        f"restored {n(rep.files_written, 'file')} ({o.human_size(rep.bytes_written)}), "
-        f"{n(rep.plan.dirs, 'dir')}, {n(rep.symlinks, 'symlink')} to {dest.location}; "
-        f"{n(rep.files_skipped, 'identical file')} skipped, {n(len(rep.errors), 'error')} "
-        f"in {rep.duration:.1f} s"
-    )
-    return EXIT_PARTIAL if rep.errors else 0
 
 
 # -- check / info / rm --------------------------------------------------------------------------

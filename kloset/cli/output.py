@@ -88,6 +88,11 @@ def to_json(obj: Any) -> str:
     return json.dumps(_clean(obj), default=_default, indent=2, ensure_ascii=False)
 
 
+def json_line(obj: Any) -> str:
+    """`to_json` on one line: a message of a JSON-lines stream (`--json` on long runs)."""
+    return json.dumps(_clean(obj), default=_default, ensure_ascii=False, separators=(",", ":"))
+
+
 def _clean(obj: Any) -> Any:
     if isinstance(obj, str):
         try:

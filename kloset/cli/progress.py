@@ -39,6 +39,9 @@ class ProgressReporter:
         self.files_done = 0
         self.files_total: int | None = None
         self._files_from_batches = 0
+        self.files_skipped = 0  # restore: files already there and identical
+        self.bytes_skipped = 0
+        self.files_deleted = 0  # restore --delete
 
     def __enter__(self) -> ProgressReporter:
         if self.enabled:
@@ -92,6 +95,7 @@ class ProgressReporter:
             else:
                 self.bytes_total = int(getattr(plan, "bytes", 0))
                 self.files_total = int(getattr(plan, "files", 0))
+                self.files_deleted = len(getattr(plan, "deleted", ()))
         elif event == "read":
             self.bytes_done += int(data.get("bytes", 0))
             self.files_done += int(data.get("files", 0))
@@ -105,6 +109,9 @@ class ProgressReporter:
         elif event == "file":
             self.bytes_done += int(data.get("bytes", 0))
             self.files_done += 1
+            if data.get("skipped"):
+                self.files_skipped += 1
+                self.bytes_skipped += int(data.get("bytes", 0))
         elif event == "committing":
             return "commit"
         elif event == "trees":

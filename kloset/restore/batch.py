@@ -53,9 +53,10 @@ def restore_batch(
     overwrite: bool = False,
     threads: int = 8,
     plan: dict[str, Any] | None = None,
-    on_file: Callable[[int], None] | None = None,
+    on_file: Callable[[int, bool], None] | None = None,
 ) -> RestoreBatchResult:
-    """Write batch `batch_no`'s files; idempotent (identical files already there are skipped)."""
+    """Write batch `batch_no`'s files; idempotent (identical files already there are skipped).
+    `on_file(size, skipped)` follows every file: written, failed, or skipped as identical."""
     plan = plan or spool.read_msgpack(spool.plan_path(run_dir))
     items = plan["items"]
     entries = [(items[i][0], Entry.from_obj(items[i][1])) for i in plan["batches"][batch_no]]
@@ -66,7 +67,7 @@ def restore_batch(
         if current is True:
             result.files_skipped += 1
             if on_file is not None:
-                on_file(entry.size)
+                on_file(entry.size, True)
         elif current is False and not overwrite:
             result.errors.append(("/" + rel, "exists and differs (use --overwrite to replace)"))
         else:
@@ -105,6 +106,6 @@ def restore_batch(
                 result.bytes_written += size
                 md5s[rel] = digest or ""
             if on_file is not None:
-                on_file(size)
+                on_file(size, False)
     spool.write_msgpack(os.path.join(run_dir, f"written-{spool.batch_name(batch_no)}"), md5s)
     return result
