@@ -15,7 +15,7 @@ from typing import Any
 
 from fsspec import AbstractFileSystem
 
-from kloset.errors import LocationError, UnsafePath
+from kloset.errors import LocationError, NoSpace, UnsafePath
 from kloset.tree import Entry
 
 
@@ -32,6 +32,11 @@ class Destination:
     """What a restore target must do."""
 
     location: str
+
+    def check_room(self, files: list[tuple[str, int]]) -> None:
+        """Raise :class:`NoSpace` before anything is written if ``files`` (relative path,
+        size) cannot fit; destinations that know no quota accept everything."""
+        return None
 
     def prepare_dir(self, relpath: str) -> None:
         raise NotImplementedError
@@ -182,28 +187,71 @@ class FsspecDestination(Destination):
         self.root = root.rstrip("/")
         self.location = location
         self._listings: dict[str, dict[str, dict[str, Any]]] = {}
-        self.keeps_mtime = getattr(fs, "protocol", None) in ("koofr", ("koofr",))
+        koofr = getattr(fs, "protocol", None) in ("koofr", ("koofr",))
         # Koofr names are case-insensitive (and case-preserving): see _claim.
-        self.case_insensitive = self.keeps_mtime
+        self.case_insensitive = koofr
         self._claims: dict[str, str] = {}
         self._claims_lock = threading.Lock()
         self._probe()
 
     def _probe(self) -> None:
-        """Fail now, with one line, if the destination cannot be reached at all.
+        """Fail now, with one line, if the destination cannot be reached or written at all.
 
-        Without this a wrong password or a dead service only shows up as a per-path error on
-        the restore root, and the restore "finishes" with exit 7 instead of failing clearly.
-        A missing root is fine: the restore creates it.
+        Without this a wrong password, a dead service or a read-only share only shows up as a
+        per-path error on the restore root, and the restore "finishes" with exit 7 instead of
+        failing clearly. A missing root is fine: the restore creates it.
         """
         try:
             info = self.fs.info(self.root or "/")
         except FileNotFoundError:
-            return
+            info = None
         except OSError as exc:
             raise LocationError(f"cannot reach destination {self.location}: {exc}") from exc
-        if info.get("type") != "directory":
+        if info is not None and info.get("type") != "directory":
             raise LocationError(f"destination {self.location} exists and is not a folder")
+        # koofrfs says when a mount takes no writes (shared read-only, offline) and whether it
+        # keeps the modification times given at upload (connected clouds do not).
+        read_only = getattr(self.fs, "read_only", None)
+        why = read_only(self.root) if callable(read_only) else None
+        if why:
+            raise LocationError(f"cannot restore to {self.location}: {why}; nothing was written")
+        self.keeps_mtime = bool(getattr(self.fs, "keeps_mtime", False))
+
+    keeps_mtime = False
+
+    def check_room(self, files: list[tuple[str, int]]) -> None:
+        """Compare what the restore adds with the free space the backend reports
+        (``quota(path)``, which koofrfs offers), per mount for Koofr's whole-account view."""
+        quota = getattr(self.fs, "quota", None)
+        if not callable(quota):
+            return
+        per_mount = bool(getattr(self.fs, "whole_account", False)) and not self.root
+        needed: dict[str, int] = {}
+        for rel, size in files:
+            key = rel.split("/", 1)[0] if per_mount else ""
+            have = self._existing_size(rel)
+            needed[key] = needed.get(key, 0) + max(0, size - have)
+        for key, need in needed.items():
+            if not need:
+                continue
+            where = "/".join(p for p in (self.root, key) if p)
+            free = int(quota(where)["free"])
+            if need > free:
+                trash = getattr(self.fs, "trash", None)
+                note = _trash_note(trash(where)) if callable(trash) else ""
+                raise NoSpace(
+                    f"not enough space on {self.location}{'/' + key if key else ''}: the restore "
+                    f"adds {_size(need)} but Koofr reports {_size(free)} free "
+                    f"({_size(need - free)} missing){note}; nothing was written"
+                )
+
+    def _existing_size(self, relpath: str) -> int:
+        reldir, _, name = relpath.rpartition("/")
+        try:
+            info = self._listing(reldir).get(name.lower())
+        except (OSError, ValueError):  # a name Koofr refuses fails later, with its own line
+            return 0
+        return int(info.get("size") or 0) if info and info.get("type") != "directory" else 0
 
     def _path(self, relpath: str) -> str:
         parts = safe_parts(relpath)
@@ -267,7 +315,7 @@ class FsspecDestination(Destination):
         path = self._path(relpath)
         md5 = hashlib.md5(usedforsecurity=False)
         kwargs: dict[str, Any] = {}
-        if self.keeps_mtime:
+        if self.keeps_mtime:  # a connected cloud would keep its own time: do not pretend
             kwargs["modified"] = entry.mtime_ns // 1_000_000
         with self.fs.open(path, "wb", **kwargs) as fh:
             for block in data:
@@ -298,3 +346,17 @@ class FsspecDestination(Destination):
                 md5.update(block)
                 size += len(block)
         return size, md5.hexdigest()
+
+
+def _size(n: int) -> str:
+    """Koofr counts space in MiB, so messages about it do too."""
+    return f"{n / 2**20:,.1f} MiB"
+
+
+def _trash_note(trash: dict[str, Any]) -> str:
+    if not trash.get("bytes"):
+        return ""
+    return (
+        f"; another {_size(trash['bytes'])} of deleted files wait in Koofr's trash, counted "
+        "against the quota until it is emptied (in the Koofr web app)"
+    )

@@ -81,6 +81,13 @@ class CheckFailed(KlosetError):
     exit_code = 6
 
 
+class NoSpace(KlosetError):
+    """The destination reports less free space than the restore or sync needs; nothing was
+    written."""
+
+    exit_code = 2
+
+
 class SourceChanged(KlosetError):
     """A file read from the source does not match the size or MD5 its listing gave: it changed
     while it was read, or a download came back torn. The backup reads it once more, then records

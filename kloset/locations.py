@@ -24,12 +24,16 @@ def resolve(location: str, role: Role) -> tuple[AbstractFileSystem, str]:
     if location.startswith("@"):
         from kloset import remotes  # local import: remotes pulls in the Koofr client
 
-        parsed = remotes.parse_at_location(location)
-        if parsed is None:
-            raise LocationError(f"bad remote reference '{location}' (use @NAME or @NAME:/path)")
-        name, sub = parsed
-        fs, base = remotes.remote_filesystem(name, role)
-        root = "/".join(p for p in (base.strip("/"), sub.strip("/")) if p)
+        ref = remotes.parse_at_location(location)
+        if ref is None:
+            raise LocationError(
+                f"bad remote reference '{location}' (use @NAME, @NAME:/path or @NAME/MOUNT:/path)"
+            )
+        try:
+            fs, base = remotes.remote_filesystem(ref.name, role, ref.mount)
+        except ValueError as exc:  # options koofrfs refuses, e.g. a malformed endpoint
+            raise LocationError(f"cannot use {role} '{location}': {exc}") from exc
+        root = "/".join(p for p in (base.strip("/"), ref.path) if p)
         return fs, root
     if "://" in location or location.startswith("memory:"):
         try:

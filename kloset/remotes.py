@@ -9,7 +9,10 @@ protection (same trade-off as rclone's own config).
 Remotes live in three namespaces, one per role ("source", "destination", "store"), so the same
 name can mean a different account depending on what it is used for; a lookup tries the role's
 namespace first and then the others, because most people have one Koofr account for everything.
-Locations refer to remotes as ``@NAME`` or ``@NAME:/sub/path``.
+Locations refer to remotes as ``@NAME`` or ``@NAME:/sub/path``, and to another of the account's
+mounts as ``@NAME/MOUNT:/sub/path`` (MOUNT is a mount's name or id) or to every mount at once,
+one folder each, as ``@NAME/*``. The remote's filesystem comes from fsspec's registry
+(``fsspec.filesystem("koofr", ...)``), so kloset uses koofrfs as any fsspec user would.
 """
 
 from __future__ import annotations
@@ -21,14 +24,14 @@ import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
+
+import fsspec
+from fsspec import AbstractFileSystem
 
 from kloset.errors import LocationError
 from koofrfs.errors import RcloneConfigError
 from koofrfs.rclone import KoofrRemote, obscure, reveal
-
-if TYPE_CHECKING:
-    from koofrfs.filesystem import KoofrFileSystem
 
 ROLES = ("source", "destination", "store")
 CONFIG_FILE = "remotes.json"
@@ -254,30 +257,42 @@ def env_fs_options() -> dict[str, Any]:
     return options
 
 
-def remote_filesystem(name: str, role: str, **fs_options: Any) -> tuple[KoofrFileSystem, str]:
-    """(filesystem, base path) for ``@name``; the base is the mount root, ``""``.
+def remote_filesystem(
+    name: str, role: str, mount: str | None = None, **fs_options: Any
+) -> tuple[AbstractFileSystem, str]:
+    """(filesystem, base path) for ``@name`` (``@name/mount`` when ``mount`` is given, a name,
+    an id or ``*``); the base is the mount root, ``""``.
 
     Options come from the saved remote, then ``KLOSET_KOOFR_*`` variables, then ``fs_options``.
     """
-    from koofrfs.filesystem import KoofrFileSystem
-
     remote = get_remote(name, role)
     # A backup lists the whole source: one `files/tree` request instead of one per folder
     # (5x faster at 100 ms a request; a server without it gets a listing per folder).
     defaults = {"use_tree": role == "source"}
     options = {**defaults, **remote.storage_options(), **env_fs_options(), **fs_options}
-    return KoofrFileSystem(**options), ""
+    if mount:
+        options.pop("mountid", None)
+        options["mount"] = mount
+    return fsspec.filesystem("koofr", **options), ""
 
 
-def parse_at_location(loc: str) -> tuple[str, str] | None:
-    """``"@NAME"`` → ``(NAME, "")``; ``"@NAME:/sub/path"`` → ``(NAME, "sub/path")``.
+class RemoteRef(NamedTuple):
+    """A parsed ``@NAME[/MOUNT][:/sub/path]``: the remote, the sub path in fsspec spelling (no
+    leading or trailing slash) and the mount it names, if any."""
 
-    The sub path comes back in fsspec spelling (no leading or trailing slash). Anything that is
-    not a well-formed remote reference gives ``None``.
-    """
+    name: str
+    path: str
+    mount: str | None = None
+
+
+def parse_at_location(loc: str) -> RemoteRef | None:
+    """``"@NAME"``, ``"@NAME:/sub/path"``, ``"@NAME/MOUNT:/sub"`` or ``"@NAME/*"`` parsed; anything
+    that is not a well-formed remote reference gives ``None``."""
     if not loc.startswith("@"):
         return None
-    name, _, sub = loc[1:].partition(":")
-    if not _NAME.match(name):
+    head, _, sub = loc[1:].partition(":")
+    name, slash, mount = head.partition("/")
+    if not _NAME.match(name) or (slash and not mount.strip()):
         return None
-    return name, "/".join(part for part in sub.split("/") if part)
+    path = "/".join(part for part in sub.split("/") if part)
+    return RemoteRef(name, path, mount.strip() if slash else None)

@@ -72,6 +72,18 @@ class Storage:
         proto = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
         return self.root if self.local else f"{proto}://{self.root}"
 
+    def free_space(self) -> int | None:
+        """Bytes the backend says are free for this store (Koofr: the mount's quota), or None
+        when it says nothing (local disk and most fsspec backends)."""
+        quota = getattr(self.fs, "quota", None)
+        return int(quota(self.root)["free"]) if callable(quota) else None
+
+    def trash(self) -> dict[str, int] | None:
+        """What the backend keeps of deleted objects (Koofr's trash: ``files``, ``bytes``,
+        ``retention_days``), or None when deletions are final."""
+        trash = getattr(self.fs, "trash", None)
+        return trash(self.root) if callable(trash) else None  # type: ignore[no-any-return]
+
     def path(self, name: str) -> str:
         if not self.root:
             return name

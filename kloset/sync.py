@@ -26,7 +26,7 @@ from typing import Any
 
 from pyfastcdc import FastCDC
 
-from kloset.errors import CorruptObject
+from kloset.errors import CorruptObject, NoSpace
 from kloset.fetch import fetch_blobs, plan_ranges
 from kloset.locks import store_lock
 from kloset.pack import BLOB_DATA, BLOB_TREE, PackWriter, SealedPack, pack_name
@@ -129,6 +129,10 @@ def sync_snapshots(
     emit = progress or (lambda _e, _d: None)
     same = src.keys == dst.keys
     report = SyncReport(same_keys=same)
+    if same:  # before any lock or spool is written: a sync that cannot fit is refused whole
+        have = {h.id for h in dst.list_snapshots()}
+        todo = snapshots if snapshots is not None else src.list_snapshots()
+        _check_room(src, dst, [h for h in todo if h.id not in have])
     with (
         store_lock(src, False, "sync (source)", wait=lock_wait, required=False),
         store_lock(dst, False, "sync", wait=lock_wait),
@@ -185,6 +189,43 @@ def sync_snapshots(
             shutil.rmtree(spool, ignore_errors=True)
     report.duration = time.perf_counter() - started
     return report
+
+
+def _check_room(src: Repository, dst: Repository, headers: list[SnapshotHeader]) -> None:
+    """Refuse, before anything is sent, a same-keys sync whose missing blobs (exactly what it
+    will send, sealed) exceed the free space the destination reports. A subtree the
+    destination already holds is not walked: its data came before it."""
+    free = dst.storage.free_space()
+    if free is None or not headers:
+        return
+    need = 0
+    seen: set[bytes] = set()
+    todo = [h.root for h in headers]
+    while todo:
+        tree_id = todo.pop()
+        if tree_id in seen or tree_id in dst.index:
+            continue
+        seen.add(tree_id)
+        pages = src.load_tree(tree_id).pages or []  # a large folder's pages are blobs too
+        need += _stored(src, tree_id) + sum(_stored(src, page) for _n, _c, page in pages)
+        for entry in iter_tree(src, tree_id):
+            if entry.is_dir and entry.subtree:
+                todo.append(entry.subtree)
+            for chunk in entry.chunks or ():
+                if chunk not in seen and chunk not in dst.index:
+                    seen.add(chunk)
+                    need += _stored(src, chunk)
+    if need > free:
+        raise NoSpace(
+            f"not enough space on {dst.storage.location}: the sync sends {need / 2**20:,.1f} MiB "
+            f"but the destination reports {free / 2**20:,.1f} MiB free "
+            f"({(need - free) / 2**20:,.1f} MiB missing); nothing was written"
+        )
+
+
+def _stored(repo: Repository, blob_id: bytes) -> int:
+    where = repo.index.get(blob_id)
+    return where.length if where is not None else 0
 
 
 def _fetch_sealed(src: Repository, ids: list[bytes]) -> dict[bytes, bytes]:

@@ -14,6 +14,7 @@ from types import FrameType
 
 from .emulator import KoofrEmulator
 from .faults import FaultRule
+from .mounts import PRESETS
 from .sample import seed_sample_data
 
 
@@ -44,6 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", default="test@example.com", help="account email")
     p.add_argument("--password", default="test-password", help="application password")
     p.add_argument("--space-total-mib", type=int, default=10240, help="quota in MiB")
+    p.add_argument(
+        "--mounts",
+        choices=sorted(PRESETS),
+        default="personal",
+        help="account layout: one primary mount, or a Business account with shares, a team "
+        "and connected clouds (default personal)",
+    )
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to every request")
     p.add_argument(
         "--fault-429-rate",
@@ -101,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         space_total_mib=args.space_total_mib,
         latency=args.latency,
         seed=args.seed,
+        mounts=args.mounts,
     )
     for kind, status, rate in (
         ("status", 429, args.fault_429_rate),
@@ -123,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"Koofr emulator listening on {emu.url}", flush=True)
     print(
         f"  root:     {emu.root}\n  user:     {emu.user}\n  password: {emu.password}\n"
-        f"  mount id: {emu.mount_id}\n"
+        f"  mounts:   {', '.join(f'{v.spec.name} = {v.id}' for v in emu.views)}\n"
         f"  rclone:   type = koofr, provider = other, endpoint = {emu.url}, "
         "user = <user>, password = $(rclone obscure <password>)",
         flush=True,

@@ -4,6 +4,8 @@
   ``DELETE /_emulator/faults`` clears all, ``DELETE /_emulator/faults/{id}`` one rule.
 * ``GET /_emulator/counters``, ``POST /_emulator/counters/reset``.
 * ``GET /_emulator/requests`` (recent request log), ``GET /_emulator/health``.
+* ``POST /_emulator/trash/empty`` (what Koofr's web app does) -> ``{"freed": bytes}``.
+* ``POST /_emulator/mounts/{slug or name}/offline`` (or ``/online``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote
 
 from .errors import ApiError, bad_request
 from .faults import FaultInjector, FaultRule
@@ -20,11 +23,18 @@ from .stats import Counters
 
 class AdminApi:
     def __init__(
-        self, faults: FaultInjector, counters: Counters, health: Callable[[], dict[str, Any]]
+        self,
+        faults: FaultInjector,
+        counters: Counters,
+        health: Callable[[], dict[str, Any]],
+        empty_trash: Callable[[], int],
+        set_online: Callable[[str, bool], None],
     ) -> None:
         self.faults = faults
         self.counters = counters
         self.health = health
+        self.empty_trash = empty_trash
+        self.set_online = set_online
 
     def __call__(self, method: str, path: str, body: bytes) -> Response:
         path = path.rstrip("/")
@@ -53,6 +63,17 @@ class AdminApi:
             return json_response([r.to_dict() for r in self.counters.requests()])
         elif path == "/_emulator/health" and method == "GET":
             return json_response(self.health())
+        elif path == "/_emulator/trash/empty" and method == "POST":
+            return json_response({"freed": self.empty_trash()})
+        elif path.startswith("/_emulator/mounts/") and method == "POST":
+            which, _, state = unquote(path[len("/_emulator/mounts/") :]).rpartition("/")
+            if state not in ("online", "offline"):
+                raise bad_request("use /_emulator/mounts/NAME/online or /offline")
+            try:
+                self.set_online(which, state == "online")
+            except KeyError as exc:
+                raise ApiError(404, "NotFound", "No such mount") from exc
+            return json_response({"ok": True})
         raise ApiError(404, "NotFound", "Unknown emulator endpoint")
 
 

@@ -11,9 +11,34 @@ Inferences that are structural rather than a constant (documented here, coded in
 * the checks run in the fake's order: into-self (400) -> target exists (409) -> source
   missing (404) -> target parent missing (404) [C];
 * into-self and "target exists" compare case-insensitively (the fake compares raw paths) [?];
-* deletions are immediate and permanent: the real trash (``/api/v2/trash``) and file
-  versions are not emulated [C][?];
-* there is a single (primary) mount; copy/move to any other ``toMountId`` is 404 [?].
+* deletions go to the trash (``/api/v2/trash``, ``retentionDays``) [C java-koofr ``Trash``];
+  that trashed files count against the quota until they expire is a guess [?] (see below);
+* file versions (``files/versions``) are not emulated [C][?];
+* copy and move between mounts (``toMountId``) work, also between devices [C] (body field);
+* a mount that is a folder of another ("export" = shared out, "import" = shared with you) is a
+  view of that folder: its files are the same files [D koofr/node-koofr README: "A mount may
+  contain other mounts ... a picture stored under My Place /Pictures/01.jpg will also be
+  accessible through Pictures /01.jpg"]; the Mount JSON says where in ``root``
+  (``{id, name, path}``) [C java-koofr ``Mounts.MountRoot``]; that ``root.id`` is the id of the
+  enclosing device's mount is an inference [?].
+
+Mounts (``mounts.py``; the ``business`` layout has one of each kind):
+
+* Mount JSON fields ``id, name, type, origin, online, isPrimary, isShared, spaceTotal,
+  spaceUsed, owner, users, groups, version, permissions`` [C go-koofrclient ``api_scheme.go``],
+  plus ``root, isDir, canWrite, canUpload, overQuota, almostOverQuota`` [C java-koofr
+  ``Mounts.java``]; ``permissions`` keys ``READ WRITE OWNER MOUNT CREATE_RECEIVER CREATE_LINK
+  COMMENT`` [C go-koofrclient, java-koofr; shared/koofr-api.md §5]; exactly one ``isPrimary``,
+  which rclone picks without ``mountid`` [C rclone backend/koofr/koofr.go, shared/koofr-api.md
+  §6]. ``spaceTotal``/``spaceUsed`` in MiB [C rclone ``About``].
+* ``type`` is device | export | import and ``origin`` hosted | desktop | dropbox | googledrive |
+  onedrive | share [C koofr/vault ``remote_files/state.rs``]; a computer (``desktop``) or a
+  connected cloud can be ``online: false`` [C same file: ``DesktopOffline``]; rclone reaches
+  any mount but one at a time, through ``mountid`` [C rclone], OpenDAL's Koofr service has no
+  mount option at all (root, endpoint, email, password) [D opendal services/koofr/docs.md].
+* ``GET /api/v2/places`` lists devices and ``GET /api/v2/shared`` the shares, each with its
+  mount [C koofr/vault ``remote_files/service.rs``, java-koofr ``RPlaces``/``RShared``].
+* What each kind grants (owner: all; a share without write: ``READ`` and ``COMMENT``) [?].
 """
 
 from __future__ import annotations
@@ -36,6 +61,45 @@ SPACE_USED_ROUND_UP = True
 ENFORCE_QUOTA = True
 QUOTA_EXCEEDED_STATUS = 413
 QUOTA_EXCEEDED_CODE = "QuotaExceeded"
+#: Quota of a Business team's storage, MiB [?].
+TEAM_SPACE_TOTAL_MIB = 102400
+
+
+def origin_keeps_mtime(origin: str) -> bool:
+    """Whether a device keeps the ``modified`` given at upload. Connected clouds do not:
+    rclone's ``setmtime`` exists "if you use a mount ID that points to a Dropbox or Amazon
+    Drive backend" [D rclone docs/content/koofr.md]; Google Drive and OneDrive are assumed
+    alike [?]. Their files show the time Koofr wrote them."""
+    return origin not in ("dropbox", "googledrive", "onedrive", "amazon")
+
+
+def origin_has_md5(origin: str) -> bool:
+    """Whether listings of a device carry an MD5 ``hash``: "may be missing on non-Koofr-hosted
+    mounts" [?]. Dropbox and OneDrive hash files their own way (Dropbox content hash,
+    QuickXorHash; rclone's hash table [D]), Google Drive keeps MD5, so only the first two go
+    without [?]."""
+    return origin not in ("dropbox", "onedrive")
+
+
+#: ``origin`` values Koofr's clients know: hosted, desktop, dropbox, googledrive, onedrive,
+#: share [C koofr/vault remote_files/state.rs]; mount ``type``: device, export, import [C].
+#: A Business team's storage is a device of origin ``share`` [?].
+#: Writing to a mount shared read-only: status and code are guesses [?].
+READ_ONLY_STATUS = 403
+READ_ONLY_CODE = "Forbidden"
+#: A computer that is not connected, or a connected cloud Koofr cannot reach: error code
+#: ``DeviceOffline`` "Device is offline" [C koofr/vault remote.rs]; the status is a guess [?].
+DEVICE_OFFLINE_STATUS = 503
+DEVICE_OFFLINE_CODE = "DeviceOffline"
+
+# --- Trash -----------------------------------------------------------------------------------
+
+#: Deleted files go to the trash, kept ``retentionDays`` [C java-koofr ``Trash``]; 30 days is
+#: what Koofr's desktop app says of its own SyncTrash [D koofr.eu help] and a guess here [?].
+TRASH_RETENTION_DAYS = 30
+#: Whether trashed files still count in ``spaceUsed``. No public source says; like most
+#: services (Google Drive, Dropbox, OneDrive) they are assumed to, until emptied [?].
+TRASH_COUNTS_AGAINST_QUOTA = True
 #: The v2.1 fake accepts the literal mount id ``primary``; unknown for v2 [C][?].
 ACCEPT_PRIMARY_ALIAS = False
 #: ``firstName``/``lastName`` reported by ``GET /api/v2/user`` [?].

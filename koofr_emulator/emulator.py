@@ -13,15 +13,18 @@ from typing import Any
 
 from . import behaviour
 from .admin import AdminApi
-from .api import Account, KoofrApi
+from .api import KoofrApi
 from .auth import Authenticator
 from .faults import FaultInjector, FaultRule
+from .mounts import PRESETS, DeviceSpec, MountSpec, MountView, mount_id
 from .server import EmulatorHTTPServer, ServerContext
 from .stats import Counters, LoggedRequest
 from .store import Store
 
 STATE_DIR = ".emulator"
 FILES_DIR = "files"
+DEVICES_DIR = "devices"
+Layout = tuple[tuple[DeviceSpec, ...], tuple[MountSpec, ...]]
 
 
 def _identity(state_dir: Path) -> dict[str, str]:
@@ -42,8 +45,12 @@ def _identity(state_dir: Path) -> dict[str, str]:
 class KoofrEmulator:
     """A local Koofr REST server over a directory.
 
-    ``root/files`` holds the mount's namespace (display names, mtime = Koofr ``modified``),
-    ``root/.emulator`` the ids, the MD5 sidecar and upload staging. Usable as a context manager.
+    ``root/files`` holds the primary mount's namespace (display names, mtime = Koofr
+    ``modified``), ``root/devices/<slug>/files`` those of the account's other devices, and
+    ``root/.emulator`` the ids, MD5 sidecars, trash and upload staging. ``mounts`` is
+    ``"personal"`` (one primary mount, the default), ``"business"`` (several mounts of every
+    kind: see :data:`koofr_emulator.mounts.BUSINESS`) or your own ``(devices, mounts)``.
+    Usable as a context manager.
     """
 
     def __init__(
@@ -56,6 +63,7 @@ class KoofrEmulator:
         space_total_mib: int = behaviour.DEFAULT_SPACE_TOTAL_MIB,
         latency: float = 0.0,
         seed: int | None = None,
+        mounts: str | Layout = "personal",
     ) -> None:
         self.root = Path(root)
         self.user = user
@@ -71,7 +79,13 @@ class KoofrEmulator:
         self.auth = Authenticator(user, password)
         self.faults = FaultInjector(seed)
         self._counters = Counters()
-        self._store: Store | None = None
+        if isinstance(mounts, str):
+            if mounts not in PRESETS:
+                raise ValueError(f"unknown mounts preset {mounts!r}: use {', '.join(PRESETS)}")
+            mounts = PRESETS[mounts]
+        self.devices, self.mount_specs = mounts
+        self._stores: dict[str, Store] = {}
+        self._views: list[MountView] | None = None
         self._api: KoofrApi | None = None
         self._ctx: ServerContext | None = None
         self._latency = latency
@@ -82,22 +96,79 @@ class KoofrEmulator:
 
     @property
     def store(self) -> Store:
-        """The namespace (opened lazily, so data can be seeded before ``start()``)."""
-        if self._store is None:
-            self._store = Store(self.files_dir, self.state_dir, self.space_total_mib)
-        return self._store
+        """The primary device's namespace (opened lazily, so data can be seeded first)."""
+        return self.device_store(next(m.device for m in self.mount_specs if m.primary))
+
+    def device_store(self, slug: str) -> Store:
+        """The namespace of device ``slug`` (the primary device keeps ``root/files``)."""
+        store = self._stores.get(slug)
+        if store is None:
+            device = next(d for d in self.devices if d.slug == slug)
+            primary = any(m.primary and m.device == slug for m in self.mount_specs)
+            files = self.files_dir if primary else self.root / DEVICES_DIR / slug / FILES_DIR
+            state = self.state_dir if primary else self.state_dir / DEVICES_DIR / slug
+            store = self._stores[slug] = Store(files, state, self._space_total(device))
+        return store
+
+    def _space_total(self, device: DeviceSpec) -> int:
+        primary = any(m.primary and m.device == device.slug for m in self.mount_specs)
+        return self.space_total_mib if primary else device.space_total_mib
+
+    @property
+    def views(self) -> list[MountView]:
+        """The account's mounts, as ``GET /api/v2/mounts`` lists them."""
+        if self._views is None:
+            ids = {m.slug: self._mount_id(m) for m in self.mount_specs}
+            devices = {d.slug: d for d in self.devices}
+            own = {m.device: ids[m.slug] for m in self.mount_specs if m.type == "device"}
+            self._views = [
+                MountView(
+                    spec=m,
+                    id=ids[m.slug],
+                    device=devices[m.device],
+                    store=self.device_store(m.device),
+                    root_id=None
+                    if m.type == "device"
+                    else own.get(m.device, mount_id(self.user_id, f"device:{m.device}")),
+                    online=m.online,
+                )
+                for m in self.mount_specs
+            ]
+            for view in self._views:  # a shared folder exists, or there would be no share
+                view.store.makedirs(view.spec.folder)
+        return self._views
+
+    def _mount_id(self, spec: MountSpec) -> str:
+        return self.mount_id if spec.primary else mount_id(self.user_id, spec.slug)
+
+    def mount(self, slug_or_name: str) -> MountView:
+        """A mount by its slug (``"dropbox"``) or name (``"Dropbox"``)."""
+        for view in self.views:
+            if slug_or_name in (view.spec.slug, view.spec.name, view.id):
+                return view
+        raise KeyError(slug_or_name)
+
+    def set_online(self, slug_or_name: str, online: bool) -> None:
+        """Take a mount offline (or bring it back): its file calls answer ``DeviceOffline``."""
+        self.mount(slug_or_name).online = online
+
+    def empty_trash(self) -> int:
+        """Empty every device's trash, as the Koofr web app does; the bytes freed."""
+        return sum(self.device_store(d.slug).empty_trash() for d in self.devices)
 
     @property
     def api(self) -> KoofrApi:
         if self._api is None:
-            account = Account(self.user, self.user_id, self.mount_id, self.space_total_mib)
-            self._api = KoofrApi(self.store, self.auth, account, lambda: self.url)
+            account = {"email": self.user, "userId": self.user_id}
+            self._api = KoofrApi(self.views, self.auth, account, lambda: self.url)
         return self._api
 
     def start(self) -> KoofrEmulator:
         if self._server is not None:
             return self
-        admin = AdminApi(self.faults, self._counters, self._health)
+        admin = AdminApi(
+            self.faults, self._counters, self._health, self.empty_trash, self.set_online
+        )
         self._ctx = ServerContext(
             self.api, self.auth, self.faults, self._counters, self._latency, admin
         )
@@ -129,10 +200,11 @@ class KoofrEmulator:
             self._thread.join(timeout=5)
             self._thread = None
         self.auth.revoke_all()
-        if self._store is not None:
-            self._store.close()
-            self._store = None
-            self._api = None
+        for store in self._stores.values():
+            store.close()
+        self._stores.clear()
+        self._views = None
+        self._api = None
 
     def __enter__(self) -> KoofrEmulator:
         return self.start()
@@ -163,7 +235,14 @@ class KoofrEmulator:
         return self._server is not None
 
     def _health(self) -> dict[str, Any]:
-        return {"ok": True, "url": self.url, "mountId": self.mount_id, "user": self.user}
+        mounts = {v.spec.name: v.id for v in self.views}
+        return {
+            "ok": True,
+            "url": self.url,
+            "mountId": self.mount_id,
+            "mounts": mounts,
+            "user": self.user,
+        }
 
     # -- knobs --------------------------------------------------------------------------------
 

@@ -23,6 +23,8 @@ ROUTE_NAMES = frozenset(
         "token",
         "user",
         "places",
+        "shared",
+        "trash",
     }
 )
 
@@ -32,6 +34,8 @@ _TABLE: list[tuple[re.Pattern[str], str, frozenset[str]]] = [
     (re.compile(r"^/token$"), "token", frozenset({"POST", "GET"})),
     (re.compile(r"^/api/v2/user$"), "user", frozenset({"GET"})),
     (re.compile(r"^/api/v2/places$"), "places", frozenset({"GET"})),
+    (re.compile(r"^/api/v2/shared$"), "shared", frozenset({"GET"})),
+    (re.compile(r"^/api/v2/trash$"), "trash", frozenset({"GET"})),
     (re.compile(r"^/api/v2/mounts$"), "mounts", frozenset({"GET"})),
     (re.compile(r"^/api/v2/mounts/(?P<m>[^/]+)$"), "mount", frozenset({"GET"})),
     (re.compile(r"^/api/v2/mounts/(?P<m>[^/]+)/files/info$"), "files/info", frozenset({"GET"})),

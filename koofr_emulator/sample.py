@@ -13,8 +13,7 @@ import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import ApiError
-from .paths import join, parts, split_parent_name
+from .paths import split_parent_name
 from .store import PutOptions, Store
 
 if TYPE_CHECKING:
@@ -159,21 +158,10 @@ def sample_files() -> dict[str, bytes]:
 SAMPLE_EMPTY_DIRS = ["/Empty Folder", "/Projects/kloset/build"]
 
 
-def _makedirs(store: Store, path: str) -> None:
-    cur = "/"
-    for part in parts(path):
-        try:
-            store.mkdir(cur, part)
-        except ApiError as err:
-            if err.code != "AlreadyExists":
-                raise
-        cur = join(cur, part)
-
-
 def write_file(store: Store, path: str, data: bytes, modified_ms: int | None = None) -> None:
     """Create/overwrite one file through the store (parents created as needed)."""
     parent, name = split_parent_name(path)
-    _makedirs(store, parent)
+    store.makedirs(parent)
     staged = store.new_temp()
     try:
         staged.write_bytes(data)
@@ -202,7 +190,7 @@ def seed_sample_data(target: KoofrEmulator | Store | str | Path) -> list[str]:
             write_file(store, path, data, modified_ms=_BASE_MS + i * 3_600_123)
             written.append(path)
         for d in SAMPLE_EMPTY_DIRS:
-            _makedirs(store, d)
+            store.makedirs(d)
         return written
     finally:
         if owned is not None:

@@ -1,13 +1,15 @@
-"""The on-disk namespace of one Koofr mount: case-insensitive, case-preserving, no duplicates.
+"""The on-disk namespace of one Koofr device: case-insensitive, case-preserving, no duplicates.
 
-Files live under ``root/files`` with their display names (so the tree is inspectable), the
+Files live under ``files_dir`` with their display names (so the tree is inspectable), the
 Koofr ``modified`` is the on-disk mtime (ms precision) and MD5s live in a sidecar
-(``hashcache``). Every namespace mutation happens under one lock; uploads and deletions stage
-their data in ``root/.emulator/tmp`` (same filesystem) and appear/disappear with one rename.
+(``hashcache``). Every namespace mutation happens under one lock; uploads stage their data in
+``state_dir/tmp`` (same filesystem) and appear with one rename; deletions move into
+``state_dir/trash``, Koofr's trash, where they stay ``TRASH_RETENTION_DAYS``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import uuid
@@ -34,14 +36,18 @@ class Store:
     def __init__(self, files_dir: Path, state_dir: Path, space_total_mib: int) -> None:
         self.files_dir = files_dir
         self.tmp_dir = state_dir / "tmp"
-        self.files_dir.mkdir(parents=True, exist_ok=True)
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.trash_dir = state_dir / "trash"
+        for d in (self.files_dir, self.tmp_dir, self.trash_dir):
+            d.mkdir(parents=True, exist_ok=True)
         diskops.clear_dir(self.tmp_dir)
         self.space_total_mib = space_total_mib
         self.lock = threading.RLock()
         self.hashes = HashCache(state_dir / "meta.sqlite3")
         self._dirs: OrderedDict[str, tuple[int, dict[str, str]]] = OrderedDict()
         self._used = diskops.measure(self.files_dir)[0]
+        if behaviour.TRASH_COUNTS_AGAINST_QUOTA:
+            self._used += diskops.measure(self.trash_dir)[0]
+        self._trash_oldest = min((r["deleted"] for r in self._trash_records()), default=None)
 
     # -- lookup -------------------------------------------------------------------------------
 
@@ -199,6 +205,17 @@ class Store:
                 children[_fold(name)] = name
             return self._entry(pdisk / name)
 
+    def makedirs(self, path: str) -> None:
+        """Create ``path`` and its missing parents (for seeding data and shared folders)."""
+        cur = "/"
+        for part in parts(path):
+            try:
+                self.mkdir(cur, part)
+            except ApiError as err:
+                if err.code != "AlreadyExists":
+                    raise
+            cur = cur.rstrip("/") + "/" + part
+
     def remove(
         self,
         path: str,
@@ -219,16 +236,62 @@ class Store:
             if if_empty and entry.is_dir and os.listdir(disk):
                 raise conflict()
             size, inodes = diskops.measure(disk)
-            trash = self.tmp_dir / f"trash-{uuid.uuid4().hex}"
+            item = f"{uuid.uuid4().hex}"
             with self._mutating(disk.parent):
-                os.rename(disk, trash)
+                os.rename(disk, self.trash_dir / item)
                 children = self._children_cached(disk.parent)
                 if children is not None:
                     children.pop(_fold(disk.name), None)
+            record = {
+                "path": path,
+                "name": entry.name,
+                "deleted": diskops.now_ms(),
+                "size": size,
+                "contentType": entry.content_type,
+            }
+            (self.trash_dir / f"{item}.json").write_text(json.dumps(record), "utf-8")
+            if self._trash_oldest is None:
+                self._trash_oldest = record["deleted"]
             self._forget_dirs(disk)
-            self._used -= size
+            if not behaviour.TRASH_COUNTS_AGAINST_QUOTA:
+                self._used -= size
             self.hashes.forget(inodes)
-        diskops.remove_tree(trash)
+        self.expire_trash()
+
+    def trash_items(self) -> list[dict[str, Any]]:
+        """What the trash holds (Koofr's ``TrashFile`` fields), oldest first."""
+        self.expire_trash()
+        with self.lock:
+            return sorted(self._trash_records(), key=lambda i: i["deleted"])
+
+    def _trash_records(self) -> list[dict[str, Any]]:
+        return [json.loads(p.read_text("utf-8")) for p in self.trash_dir.glob("*.json")]
+
+    def empty_trash(self, older_than_ms: int | None = None) -> int:
+        """Delete trashed items for good (all, or deleted before ``older_than_ms``); the bytes
+        freed. The real service does this after ``retentionDays`` or from its web app."""
+        freed = 0
+        with self.lock:
+            for meta in list(self.trash_dir.glob("*.json")):
+                record = json.loads(meta.read_text("utf-8"))
+                if older_than_ms is not None and record["deleted"] >= older_than_ms:
+                    continue
+                data = self.trash_dir / meta.stem
+                size = diskops.measure(data)[0] if data.exists() else 0
+                diskops.remove_tree(data)
+                meta.unlink()
+                freed += size
+                if behaviour.TRASH_COUNTS_AGAINST_QUOTA:
+                    self._used -= size
+            left = [r["deleted"] for r in self._trash_records()]
+            self._trash_oldest = min(left, default=None)
+        return freed
+
+    def expire_trash(self) -> None:
+        """Forget trashed items older than the retention period."""
+        cutoff = diskops.now_ms() - behaviour.TRASH_RETENTION_DAYS * 86_400_000
+        if self._trash_oldest is not None and self._trash_oldest < cutoff:
+            self.empty_trash(cutoff)
 
     def _children_cached(self, d: Path) -> dict[str, str] | None:
         cached = self._dirs.get(str(d))
@@ -240,13 +303,17 @@ class Store:
         validate_name(dst_name)
         return self._dir(dst_parent), dst_name
 
-    def copy(self, src: str, dst: str, modified: int | None = None) -> str:
-        if src == "/" or is_same_or_within(dst, src):
+    def copy(
+        self, src: str, dst: str, modified: int | None = None, source: Store | None = None
+    ) -> str:
+        """Copy ``src`` (of ``source``, another device, or of this one) to ``dst`` here."""
+        origin = source or self
+        if origin is self and (src == "/" or is_same_or_within(dst, src)):
             raise ApiError(400, "CopyIntoSelf", "Cannot copy into itself")
-        with self.lock:
+        with origin.lock, self.lock:
             if self._locate(dst) is not None:
                 raise already_exists()
-            sdisk = self._locate(src)
+            sdisk = origin._locate(src)
             if sdisk is None:
                 raise not_found()
             pdisk, name = self._target(dst)
@@ -254,7 +321,7 @@ class Store:
             self._check_quota(self._used + size)
             staging = self.tmp_dir / f"copy-{uuid.uuid4().hex}"
             try:
-                copied = diskops.copy_tree(sdisk, staging, lambda p: self.hashes.get(p))
+                copied = diskops.copy_tree(sdisk, staging, lambda p: origin.hashes.get(p))
                 if modified is not None:
                     diskops.set_mtime_ms(staging, modified)
                 elif not behaviour.COPY_KEEPS_SOURCE_MODIFIED:
@@ -272,6 +339,20 @@ class Store:
                 self.hashes.put(final / rel, md5)
             self._used += size
             return name
+
+    def check(
+        self,
+        path: str,
+        if_size: int | None = None,
+        if_modified: int | None = None,
+        if_hash: str | None = None,
+    ) -> None:
+        """404 if ``path`` is missing, 409 if it fails the ``if*`` conditions of a move."""
+        with self.lock:
+            disk = self._locate(path)
+            if disk is None:
+                raise not_found()
+            check_conditions(self._entry(disk), if_size, if_modified, if_hash, "Move")
 
     def move(
         self,

@@ -49,13 +49,16 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, min(end, size - 1)
 
 
-def file_info_header(entry: Entry) -> str:
+def file_info_header(entry: Entry, has_md5: bool = True) -> str:
     """``X-File-Info`` value: FileInfo JSON, non-ASCII escaped to stay a valid header."""
-    return json.dumps(entry.to_json(), ensure_ascii=True, separators=(",", ":"))
+    doc = entry.to_json()
+    if not has_md5:
+        doc.pop("hash", None)
+    return json.dumps(doc, ensure_ascii=True, separators=(",", ":"))
 
 
-def files_get(store: Store, req: Request) -> Response:
-    path = req.path_param()
+def files_get(store: Store, req: Request, path: str, has_md5: bool = True) -> Response:
+    """A file of ``store`` (``path`` is the device path), whole or one range."""
     entry, fh = store.open_file(path)
     try:
         span = parse_range(req.headers.get("Range"), entry.size)
@@ -67,7 +70,7 @@ def files_get(store: Store, req: Request) -> Response:
         ("Accept-Ranges", "bytes"),
     ]
     if behaviour.SEND_X_FILE_INFO:
-        headers.append(("X-File-Info", file_info_header(entry)))
+        headers.append(("X-File-Info", file_info_header(entry, has_md5)))
     if span is None:
         return Response(200, headers, stream=fh, offset=0, length=entry.size)
     start, end = span
@@ -75,7 +78,7 @@ def files_get(store: Store, req: Request) -> Response:
     return Response(206, headers, stream=fh, offset=start, length=end - start + 1)
 
 
-def put_options(req: Request) -> PutOptions:
+def put_options(req: Request, keeps_mtime: bool = True) -> PutOptions:
     """Conflict flags exactly as the fake's ``CreateFileConflictResolution::parse`` [C]."""
     q = req.query
     # Only the empty value counts, as sent by Go/Java ("overwriteIgnoreNonexisting=").
@@ -98,7 +101,8 @@ def put_options(req: Request) -> PutOptions:
         if_size=if_size,
         if_hash=if_hash,
         ignore_nonexisting=ignore,
-        modified=req.int_param("modified"),
+        # A device that keeps no mtime of its own (a connected cloud) stores the upload time.
+        modified=req.int_param("modified") if keeps_mtime else None,
     )
 
 
@@ -123,10 +127,12 @@ def _boundary(content_type: str) -> str | None:
     return boundary
 
 
-def files_put(store: Store, req: Request) -> Response:
-    parent = req.path_param()
+def files_put(
+    store: Store, req: Request, parent: str, keeps_mtime: bool = True, has_md5: bool = True
+) -> Response:
+    """An upload into folder ``parent`` (a device path) of ``store``."""
     filename = req.query.get("filename")
-    opts = put_options(req)
+    opts = put_options(req, keeps_mtime)
     want_info = req.query.get("info", "").lower() in behaviour.TRUE_VALUES
     if filename is not None:
         store.check_put(parent, filename, opts)  # fail before reading a large body
@@ -152,5 +158,8 @@ def files_put(store: Store, req: Request) -> Response:
     finally:
         staged.unlink(missing_ok=True)
     if want_info or not behaviour.UPLOAD_WITHOUT_INFO_RETURNS_NAME_LIST:
-        return json_response(entry.to_json())
+        doc = entry.to_json()
+        if not has_md5:
+            doc.pop("hash", None)
+        return json_response(doc)
     return json_response([{"name": entry.name}])

@@ -26,8 +26,11 @@ from koofrfs.errors import (
     KoofrExists,
     KoofrHTTPError,
     KoofrIsADirectory,
+    KoofrMountOffline,
     KoofrNotADirectory,
     KoofrNotFound,
+    KoofrPermissionError,
+    KoofrQuotaExceeded,
     KoofrRetryError,
 )
 from koofrfs.retry import RetryPolicy
@@ -37,6 +40,8 @@ PROVIDER_ENDPOINTS = {"koofr": "https://app.koofr.net", "digistorage": "https://
 # Failures that a new attempt can fix; a malformed request or URL will fail the same way again.
 PERMANENT_TRANSPORT_ERRORS = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
 _ERROR_BODY_LIMIT = 10 * 1024
+#: Koofr error codes that no retry can fix, whatever the status they come with [C koofr/vault].
+PERMANENT_CODES = frozenset({"DeviceOffline"})
 
 BodyFactory = Callable[[int], Iterable[bytes]]
 """Called once per attempt (1-based) to produce a request body; raising stops the retries."""
@@ -178,7 +183,13 @@ class KoofrClient:
                 code=code,
             )
         cls: type[KoofrError] = KoofrHTTPError
-        if status == 404 or code == "NotFound":
+        if code == "DeviceOffline":
+            cls = KoofrMountOffline
+        elif status == 403:
+            cls = KoofrPermissionError
+        elif status == 413 or code == "QuotaExceeded":
+            cls = KoofrQuotaExceeded
+        elif status == 404 or code == "NotFound":
             cls = KoofrNotFound
         elif status == 409 or code == "AlreadyExists":
             cls = KoofrExists
@@ -279,7 +290,10 @@ class KoofrClient:
                 return response, release
             response.close()
             release()
-            if not self.policy.is_retryable_status(status):
+            if (
+                not self.policy.is_retryable_status(status)
+                or _error_detail(response)[0] in PERMANENT_CODES
+            ):
                 raise self._error(response, method, where)
             failures += 1
             if failures >= attempts:

@@ -8,6 +8,8 @@ to find the failing file in a report of thousands.
 
 from __future__ import annotations
 
+import errno
+
 
 class KoofrError(OSError):
     """Base of all failures talking to Koofr.
@@ -38,6 +40,10 @@ class KoofrAuthError(KoofrError, PermissionError):
     """Koofr answered 401: wrong user or password, or a web password instead of an app password."""
 
 
+class KoofrPermissionError(KoofrError, PermissionError):
+    """The mount does not allow this (403, or a write to a mount shared with you read-only)."""
+
+
 class KoofrNotFound(KoofrError, FileNotFoundError):
     """The file, its parent folder or the mount does not exist (404)."""
 
@@ -63,7 +69,20 @@ class KoofrRetryError(KoofrError):
 
 
 class KoofrMountError(KoofrError):
-    """The requested mount id does not exist, or the account has no primary mount."""
+    """The requested mount does not exist (or its name is ambiguous), or there is no primary."""
+
+
+class KoofrMountOffline(KoofrMountError):
+    """The mount is offline: a computer that is not connected, or a connected cloud whose link
+    to Koofr is broken (Koofr's error code ``DeviceOffline``)."""
+
+
+class KoofrQuotaExceeded(KoofrError):
+    """The mount has no room for the upload (``errno`` is ENOSPC, like a full disk)."""
+
+    def __init__(self, message: str, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.errno = errno.ENOSPC
 
 
 class KoofrUploadError(KoofrError):

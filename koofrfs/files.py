@@ -1,7 +1,10 @@
 """File objects for Koofr: ranged reads with readahead, and streamed writes with flat memory.
 
-Reads go through fsspec's readahead cache; every cache miss is one ranged GET that resumes from
-its current offset after a dropped connection (see :meth:`KoofrClient.download`).
+The file objects know nothing of the filesystem class: they are given the function that reads a
+byte range and the one that stores an upload, so each side can be read (and tested) alone.
+
+Reads go through a readahead cache; every cache miss is one ranged GET that resumes from its
+current offset after a dropped connection (see :func:`koofrfs.transfer.download`).
 
 Writes: a file smaller than one block is sent as one retryable upload when it is closed. A bigger
 file starts a single streamed upload (chunked multipart, one request) on a background thread,
@@ -26,51 +29,21 @@ import queue
 import secrets
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from typing import IO, TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from fsspec.caching import BaseCache, register_cache
-from fsspec.callbacks import DEFAULT_CALLBACK, Callback
-from fsspec.spec import AbstractBufferedFile
+from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
 from koofrfs.errors import KoofrUploadError
 from koofrfs.paths import join, split
+from koofrfs.transfer import PIECE, Source, bytes_source
 
-if TYPE_CHECKING:
-    from koofrfs.filesystem import KoofrFileSystem
+Uploader = Callable[[str, Source, "int | None"], dict[str, Any]]
+"""Stores a source at a path (parents created, ``modified`` ms kept); returns its fsspec info."""
 
-PIECE = 1 << 19
-"""Size of the pieces handed to the HTTP request (and of reads from upload sources)."""
-
-Source = Callable[[int], Iterable[bytes]]
-"""Upload data source: called with the attempt number (1-based), returns the file's bytes."""
-
-
-def bytes_source(data: bytes | bytearray | memoryview) -> Source:
-    """A source over bytes in memory: every attempt can resend them."""
-    view = memoryview(data).cast("B")
-
-    def chunks(_attempt: int) -> Iterator[bytes]:
-        for offset in range(0, len(view), PIECE):
-            yield bytes(view[offset : offset + PIECE])
-
-    return chunks
-
-
-def seekable_source(fileobj: IO[bytes], callback: Callback = DEFAULT_CALLBACK) -> Source:
-    """A source over a seekable file: each attempt seeks back to where the upload started."""
-    origin = fileobj.tell()
-
-    def chunks(_attempt: int) -> Iterator[bytes]:
-        fileobj.seek(origin)
-        callback.absolute_update(0)
-        sent = 0
-        while piece := fileobj.read(PIECE):
-            sent += len(piece)
-            yield piece
-            callback.absolute_update(sent)
-
-    return chunks
+RangeReader = Callable[[int, int], bytearray]
+"""Returns bytes ``[start, end)`` of the file being read (fewer at its end)."""
 
 
 class _Aborted(Exception):
@@ -84,7 +57,7 @@ class _StreamUpload:
     """One streamed upload: a background request reading from a bounded queue."""
 
     def __init__(
-        self, fs: KoofrFileSystem, path: str, modified: int | None, spool: bool, depth: int = 4
+        self, upload: Uploader, path: str, modified: int | None, spool: bool, depth: int = 4
     ) -> None:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
         # Closed in finish()/abort(); an anonymous file vanishes even if the process dies.
@@ -102,13 +75,16 @@ class _StreamUpload:
         self.result: dict[str, Any] | None = None
         self.path = path
         self._thread = threading.Thread(
-            target=self._run, args=(fs, path, modified), name=f"koofrfs-upload:{path}", daemon=True
+            target=self._run,
+            args=(upload, path, modified),
+            name=f"koofrfs-upload:{path}",
+            daemon=True,
         )
         self._thread.start()
 
-    def _run(self, fs: KoofrFileSystem, path: str, modified: int | None) -> None:
+    def _run(self, upload: Uploader, path: str, modified: int | None) -> None:
         try:
-            self.result = fs._upload(path, self._chunks, modified, ensure_parent=False)
+            self.result = upload(path, self._chunks, modified)
         except BaseException as exc:  # handed to the writer thread, which re-raises it
             self.error = exc
         finally:
@@ -213,8 +189,9 @@ class KoofrWriteFile(AbstractBufferedFile):
 
     def __init__(
         self,
-        fs: KoofrFileSystem,
+        fs: AbstractFileSystem,
         path: str,
+        upload: Uploader,
         mode: str = "wb",
         block_size: int | None = None,
         autocommit: bool = True,
@@ -225,7 +202,7 @@ class KoofrWriteFile(AbstractBufferedFile):
         super().__init__(
             fs, path, mode=mode, block_size=block_size or "default", autocommit=autocommit, **kwargs
         )
-        self.fs: KoofrFileSystem = fs
+        self.upload = upload
         self.modified = None if modified is None else int(modified)
         self.spool = spool
         self.target = path
@@ -238,11 +215,10 @@ class KoofrWriteFile(AbstractBufferedFile):
     def _upload_chunk(self, final: bool = False) -> bool:
         if final and self._stream is None:
             data = self.buffer.getvalue()
-            self.result = self.fs._upload(self.target, bytes_source(data), self.modified)
+            self.result = self.upload(self.target, bytes_source(data), self.modified)
             return True
         if self._stream is None:
-            self.fs._ensure_dir(split(self.target)[0])
-            self._stream = _StreamUpload(self.fs, self.target, self.modified, self.spool)
+            self._stream = _StreamUpload(self.upload, self.target, self.modified, self.spool)
         try:
             with self.buffer.getbuffer() as view:  # no copy of the whole block
                 if len(view):
@@ -331,13 +307,15 @@ class KoofrReadFile(AbstractBufferedFile):
 
     def __init__(
         self,
-        fs: KoofrFileSystem,
+        fs: AbstractFileSystem,
         path: str,
+        read_range: RangeReader,
         block_size: int,
         cache_options: dict[str, Any] | None = None,
         size: int | None = None,
         **kwargs: Any,
     ) -> None:
+        self.read_range = read_range
         super().__init__(
             fs,
             path,
@@ -350,4 +328,4 @@ class KoofrReadFile(AbstractBufferedFile):
         )
 
     def _fetch_range(self, start: int, end: int) -> bytearray:
-        return self.fs._read_range(self.path, start, end)
+        return self.read_range(start, end)

@@ -1,274 +1,419 @@
-"""``KoofrFileSystem``: fsspec over Koofr's REST API (``/api/v2`` + ``/content/api/v2``).
+"""``KoofrFileSystem``: fsspec over Koofr's REST API, with fsspec's semantics exactly.
 
-Paths are relative to the root of one mount (the primary mount unless ``mountid`` is given), in
-fsspec spelling (``"Photos/a.jpg"``, root ``""``); ``"/Photos/a.jpg"`` and
-``"koofr://Photos/a.jpg"`` mean the same. The instance holds only its settings: the HTTP client is
-shared per process and created on first use, so instances pickle to other processes cheaply.
-
-Listings are cached in fsspec's ``dircache`` (pass ``use_listings_cache=False`` or
-``listings_expiry_time=`` to tune); every write invalidates the affected folders. Because Koofr is
-case-insensitive, a cached listing is only trusted for positive answers: a name missing from it
-is still asked of the server.
+:class:`~koofrfs.base.KoofrBase` lists and routes paths; this class adds what changes the tree
+(folders, deletes, server-side copy and move) and what moves bytes (reads, downloads, uploads,
+file objects), with the errors fsspec's reference filesystems raise: ``FileNotFoundError``,
+``FileExistsError``, ``IsADirectoryError``, ``NotADirectoryError``, ``PermissionError``. The
+wire calls are :class:`koofrfs.api.MountApi`, the bytes :mod:`koofrfs.transfer`, the file
+objects :mod:`koofrfs.files`. Every write invalidates the cached listings it touched.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
-from datetime import UTC, datetime
-from typing import Any
+import shutil
+from typing import IO, Any
 
-from fsspec.spec import AbstractFileSystem
+from fsspec.callbacks import DEFAULT_CALLBACK, Callback
+from fsspec.utils import isfilelike
 
-from koofrfs.client import ClientConfig, KoofrClient, resolve_endpoint
-from koofrfs.errors import KoofrHTTPError, KoofrMountError, KoofrNotADirectory
-from koofrfs.namespace import NamespaceOps
-from koofrfs.paths import is_within, join, split, strip_protocol, to_koofr
-from koofrfs.transfers import TransferOps
+from koofrfs.base import KoofrBase
+from koofrfs.errors import KoofrHTTPError
+from koofrfs.files import KoofrReadFile, KoofrWriteFile
+from koofrfs.listing import to_entry
+from koofrfs.paths import is_within, join, split
+from koofrfs.transfer import Source, bytes_source, seekable_source
 
-MIB = 2**20
 
-
-class KoofrFileSystem(TransferOps, NamespaceOps, AbstractFileSystem):
-    """An fsspec filesystem over one Koofr mount.
-
-    Args:
-        user: Koofr account e-mail.
-        password: an *application* password (Koofr refuses the web password over the API).
-        endpoint: base URL; forced to Koofr's or Digi Storage's URL for those providers.
-        provider: ``"koofr"``, ``"digistorage"`` or ``"other"``; guessed from the endpoint like
-            rclone when omitted (so a custom endpoint is never silently replaced).
-        mountid: the mount to use; default the account's primary mount.
-        max_connections: HTTP connection pool size.
-        max_concurrency: requests in flight at once, per account and process.
-        retries: attempts per request in total (1 = no retry).
-        backoff_base, backoff_max: exponential backoff with full jitter, seconds.
-        timeout: seconds for connect/read/write of each HTTP operation.
-        readahead: block size of ranged reads in ``open(path, "rb")``.
-        use_tree: let ``walk``/``find``/``du`` fetch a whole subtree with one ``files/tree``
-            call instead of one ``files/list`` per folder. Off by default: go-koofrclient has
-            the endpoint but rclone never calls it, so its limits on the real service are unknown.
-        **kwargs: fsspec options, e.g. ``use_listings_cache``, ``listings_expiry_time``.
+class KoofrFileSystem(KoofrBase):
+    """An fsspec filesystem over one Koofr mount, or a whole account (``mount="*"``); the
+    arguments are :class:`~koofrfs.base.KoofrBase`'s.
 
     Example:
         >>> fs = fsspec.filesystem("koofr", user="me@example.com", password="app-password")
         >>> fs.pipe_file("Backups/hello.txt", b"hi", modified=1614834367123)
     """
 
-    protocol = "koofr"
-    root_marker = ""
+    # -- folders and deletes ----------------------------------------------------------------------
 
-    def __init__(
+    def _create_folder(self, parent: str, name: str) -> bool:
+        path = join(parent, name)
+        api, kp = self._resolve(path)
+        try:
+            return api.create_folder(kp.rsplit("/", 1)[0] or "/", name)
+        finally:
+            self.invalidate_cache(path)
+
+    def makedirs(self, path: str, exist_ok: bool = False) -> None:
+        """Create a folder and its missing parents: one ``files/folder`` per level.
+
+        ``FileExistsError`` if ``path`` exists (unless ``exist_ok``) or is a file;
+        ``NotADirectoryError`` if one of its parents is a file.
+        """
+        p = self._strip_protocol(path)
+        if not exist_ok and self.exists(p):
+            raise FileExistsError(errno.EEXIST, f"Koofr path /{p} already exists")
+        if self._is_mount_root(p):
+            if not self.exists(p):
+                raise PermissionError(errno.EPERM, f"/{p} would be a new mount: create it in Koofr")
+            return
+        self._resolve(p)  # validates every name before anything is created
+        parts = p.split("/")
+        first = 1 if self.whole_account else 0
+        for i in range(len(parts), first, -1):
+            if "/".join(parts[:i]) in self._known_dirs:
+                first = i
+                break
+        existed = False
+        for i in range(first, len(parts)):
+            try:
+                existed |= not self._create_folder("/".join(parts[:i]), parts[i])
+            except NotADirectoryError:
+                raise NotADirectoryError(
+                    errno.ENOTDIR, f"Koofr path /{'/'.join(parts[:i])} is a file, not a folder"
+                ) from None
+        if existed:  # a 400 means "exists" to rclone, but make sure it is a folder
+            self._check_folder(p)
+        self._known_dirs.update("/".join(parts[: i + 1]) for i in range(len(parts)))
+
+    def _check_folder(self, p: str) -> None:
+        try:
+            kind = self.info(p, refresh=True)["type"]
+        except FileNotFoundError as exc:  # the 400 was not "exists": a parent is a file
+            parent = self._file_parent(p)
+            if parent is not None:
+                raise NotADirectoryError(
+                    errno.ENOTDIR, f"Koofr path /{parent} is a file, not a folder"
+                ) from exc
+            raise KoofrHTTPError(
+                f"Koofr POST /{p} failed: 400 Bad Request (folder not created)",
+                status=400,
+                method="POST",
+                path="/" + p,
+            ) from exc
+        if kind != "directory":
+            raise FileExistsError(errno.EEXIST, f"Koofr path /{p} exists and is a file")
+
+    def _file_parent(self, p: str) -> str | None:
+        parent = split(p)[0]
+        while parent and not self._is_mount_root(parent):
+            try:
+                if self.info(parent)["type"] == "file":
+                    return parent
+            except FileNotFoundError:
+                pass
+            parent = split(parent)[0]
+        return None
+
+    def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
+        """Create one folder; ``FileExistsError`` if the path exists."""
+        p = self._strip_protocol(path)
+        if self.exists(p):
+            raise FileExistsError(errno.EEXIST, f"Koofr path /{p} already exists")
+        if create_parents:
+            self.makedirs(p, exist_ok=True)
+        else:
+            self._create_folder(*split(p))
+            self._known_dirs.add(p)
+
+    def _delete(self, path: str) -> None:
+        if self._is_mount_root(path):
+            raise PermissionError(
+                errno.EPERM, f"refusing to delete the root of a Koofr mount /{path}"
+            )
+        api, kp = self._resolve(path)
+        try:
+            api.remove(kp)
+        finally:
+            self.invalidate_cache(path)
+            self._forget_dirs(path)
+
+    def rm_file(self, path: str) -> None:
+        """Delete one file (refuses folders, which Koofr would delete recursively)."""
+        info = self.info(path)
+        if info["type"] == "directory":
+            raise IsADirectoryError(errno.EISDIR, f"Koofr path /{info['name']} is a folder")
+        self._delete(info["name"])
+
+    _rm = rm_file
+
+    def rmdir(self, path: str) -> None:
+        """Delete an empty folder."""
+        info = self.info(path)
+        if info["type"] != "directory":
+            raise NotADirectoryError(errno.ENOTDIR, f"Koofr path /{info['name']} is not a folder")
+        if self.ls(info["name"], refresh=True):
+            raise OSError(errno.ENOTEMPTY, f"Koofr folder /{info['name']} is not empty")
+        self._delete(info["name"])
+
+    def rm(
+        self, path: str | list[str], recursive: bool = False, maxdepth: int | None = None
+    ) -> None:
+        """fsspec ``rm``: globs expand, folders need ``recursive`` unless empty.
+
+        A folder deleted recursively (and without ``maxdepth``) goes in one server-side call.
+        """
+        if recursive and maxdepth is None:
+            matched = self.expand_path(path)
+            for p in matched:
+                if not any(is_within(p, q) and p != q for q in matched):
+                    self._delete(p)
+            return
+        for p in reversed(self.expand_path(path, recursive=recursive, maxdepth=maxdepth)):
+            if self.isdir(p):
+                self.rmdir(p)
+            else:
+                self.rm_file(p)
+
+    # -- server-side copy and move ----------------------------------------------------------------
+
+    def _target(self, src: dict[str, Any], dst: str, into: bool) -> str:
+        """Resolve a copy/move destination and clear the way (like ``mv``/``cp`` on POSIX).
+
+        An existing folder at ``dst`` receives the source inside it when ``into``; an existing
+        file is replaced (Koofr's copy/move refuse to overwrite, so it is deleted first).
+        """
+        if src["name"].casefold() == dst.casefold():
+            return dst  # case-only rename: the "existing" target is the source itself
+        try:
+            existing = self.info(dst, refresh=True)
+        except FileNotFoundError:
+            self._ensure_dir(split(dst)[0])
+            return dst
+        if existing["type"] == "directory" and into:
+            return self._target(src, join(dst, split(src["name"])[1]), into=False)
+        if existing["type"] == "directory":
+            raise IsADirectoryError(errno.EISDIR, f"Koofr path /{dst} is a folder")
+        if src["type"] == "directory":
+            raise FileExistsError(errno.EEXIST, f"Koofr path /{dst} already exists")
+        self._delete(dst)
+        return dst
+
+    def mv(
         self,
-        user: str,
-        password: str,
-        endpoint: str = "https://app.koofr.net",
-        provider: str | None = None,
-        mountid: str | None = None,
-        max_connections: int = 8,
-        max_concurrency: int = 8,
-        retries: int = 8,
-        backoff_base: float = 0.25,
-        backoff_max: float = 30.0,
-        timeout: float = 60.0,
-        readahead: int = 4 * MIB,
-        use_tree: bool = False,
+        path1: str,
+        path2: str,
+        recursive: bool = False,
+        maxdepth: int | None = None,
+        exact: bool = False,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        if not user or not password:
-            raise ValueError("Koofr needs a user (e-mail) and an application password")
-        self.provider, self.endpoint = resolve_endpoint(provider, endpoint)
-        self.user = user
-        self.mountid = mountid or None
-        self.readahead = int(readahead)
-        self.use_tree = bool(use_tree)
-        self._config = ClientConfig(
-            endpoint=self.endpoint,
-            user=user,
-            password=password,
-            max_connections=int(max_connections),
-            max_concurrency=int(max_concurrency),
-            timeout=float(timeout),
-            retries=int(retries),
-            backoff_base=float(backoff_base),
-            backoff_max=float(backoff_max),
-        )
-        self._mount: dict[str, Any] | None = None
-        self._known_dirs: set[str] = set()
+        """Server-side move of a file or a whole folder (one call, whatever ``recursive`` says),
+        into ``path2`` if that is an existing folder (unless ``exact``); replaces a file."""
+        src = self.info(path1)
+        if self._is_mount_root(src["name"]):
+            raise PermissionError(errno.EPERM, f"cannot move the root of a Koofr mount /{path1}")
+        dst = self._target(src, self._strip_protocol(path2), into=not exact)
+        if dst != src["name"]:
+            self._transfer("move", src, dst)
+            self._forget_dirs(src["name"])
 
-    def __repr__(self) -> str:
-        return f"KoofrFileSystem(user={self.user!r}, endpoint={self.endpoint!r})"
+    def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
+        """Server-side copy of one file keeping its mtime; a folder becomes a new empty folder."""
+        src = self.info(path1)
+        dst = self._strip_protocol(path2)
+        if src["type"] == "directory":
+            self.makedirs(dst, exist_ok=True)
+            return
+        dst = self._target(src, dst, into=False)
+        if dst != src["name"]:
+            self._transfer("copy", src, dst)
 
-    # -- plumbing ---------------------------------------------------------------------------------
+    def _transfer(self, op: str, src: dict[str, Any], dst: str) -> None:
+        api, kp = self._resolve(src["name"])
+        to, to_kp = self._resolve(dst)
+        try:
+            modified = src["modified"] if op == "copy" else None
+            if not api.transfer(op, kp, to, to_kp, modified) and not self.exists(dst):
+                raise FileNotFoundError(errno.ENOENT, f"Koofr {op} of {kp} to /{dst} failed")
+        finally:
+            self.invalidate_cache(src["name"])
+            self.invalidate_cache(dst)
 
-    @property
-    def client(self) -> KoofrClient:
-        """The process-wide HTTP client for this account (never pickled, created lazily)."""
-        return KoofrClient.shared(self._config)
+    # -- reading ----------------------------------------------------------------------------------
 
-    @classmethod
-    def _strip_protocol(cls, path: Any) -> Any:
-        if isinstance(path, list):
-            return [cls._strip_protocol(p) for p in path]
-        return strip_protocol(os.fspath(path) if hasattr(path, "__fspath__") else path)
-
-    def mount(self) -> dict[str, Any]:
-        """The mount in use (Koofr ``Mount`` JSON), chosen like rclone does, fetched once."""
-        if self._mount is None:
-            mounts = self.client.get_json("api/v2/mounts").get("mounts", [])
-            if self.mountid:
-                found = [m for m in mounts if m.get("id") == self.mountid]
-                missing = f"Koofr mount {self.mountid!r} not found"
-            else:
-                found = [m for m in mounts if m.get("isPrimary")]
-                missing = "Koofr account has no primary mount: pass mountid"
-            if not found:
-                known = ", ".join(f"{m.get('id')} ({m.get('name')})" for m in mounts) or "none"
-                raise KoofrMountError(
-                    f"{missing} for user {self.user} at {self.endpoint}; mounts: {known}"
-                )
-            self._mount = found[0]
-        return self._mount
-
-    @property
-    def mount_id(self) -> str:
-        """Id of the mount in use."""
-        return str(self.mount()["id"])
-
-    def _api(self, op: str) -> str:
-        return f"api/v2/mounts/{self.mount_id}/files/{op}"
-
-    def _content(self, op: str) -> str:
-        return f"content/api/v2/mounts/{self.mount_id}/files/{op}"
-
-    def _entry(self, parent: str, item: dict[str, Any]) -> dict[str, Any]:
-        is_dir = item.get("type") == "dir"
-        modified = int(item.get("modified") or 0)
-        name = join(parent, item.get("name", "")) if item.get("name") else parent
-        entry: dict[str, Any] = {
-            "name": name,
-            "size": 0 if is_dir else int(item.get("size") or 0),
-            "type": "directory" if is_dir else "file",
-            "mtime": modified / 1000.0,
-            "modified": modified,
-            "content_type": item.get("contentType") or "",
-        }
-        if not is_dir:
-            entry["md5"] = item.get("hash") or None
-        if item.get("tags"):
-            entry["tags"] = item["tags"]
-        return entry
-
-    def invalidate_cache(self, path: str | None = None) -> None:
-        """Forget cached listings of ``path``, everything below it and all its ancestors."""
-        if path is None:
-            self.dircache.clear()
-        else:
-            p = self._strip_protocol(path)
-            for key in list(self.dircache):
-                if is_within(key, p) or is_within(p, key):
-                    self.dircache.pop(key, None)
-        super().invalidate_cache(path)
-
-    def _forget_dirs(self, path: str) -> None:
-        self._known_dirs = {d for d in self._known_dirs if not is_within(d, path)}
-
-    # -- reading metadata -------------------------------------------------------------------------
-
-    def ls(self, path: str, detail: bool = True, refresh: bool = False, **kwargs: Any) -> list[Any]:
-        """List a folder (or return ``[info]`` for a file), from the cache unless ``refresh``."""
+    def cat_file(
+        self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
+    ) -> bytes:
+        """Bytes ``[start, end)`` of a file in one ranged GET (resumed after a drop)."""
         p = self._strip_protocol(path)
-        entries = None if refresh else self.dircache.get(p)
-        if entries is None:
-            kp = to_koofr(p)
-            try:
-                data = self.client.get_json(self._api("list"), path=kp, params=[("path", kp)])
-            except (KoofrNotADirectory, KoofrHTTPError) as exc:
-                if getattr(exc, "status", None) != 400:
-                    raise
-                info = self.info(p, refresh=True)
-                if info["type"] == "directory":
-                    raise
-                return [info] if detail else [info["name"]]
-            entries = [self._entry(p, item) for item in data.get("files", [])]
-            self.dircache[p] = entries
-        entries = [dict(e) for e in entries]
-        return entries if detail else [e["name"] for e in entries]
+        if (start is not None and start < 0) or (end is not None and end < 0):
+            size = self.info(p)["size"]
+            start = max(0, size + start) if start is not None and start < 0 else start
+            end = max(0, size + end) if end is not None and end < 0 else end
+        start = start or 0
+        if end is not None and end <= start:
+            return b""
+        return bytes(self._read_range(p, start, end))
 
-    def info(self, path: str, refresh: bool = False, **kwargs: Any) -> dict[str, Any]:
-        """Metadata of a file or folder; raises ``FileNotFoundError`` if missing."""
-        p = self._strip_protocol(path)
-        if p and not refresh:
-            parent, _ = split(p)
-            for entry in self.dircache.get(parent) or ():
-                if entry["name"] == p:
-                    return dict(entry)
-        kp = to_koofr(p)
-        item = self.client.get_json(self._api("info"), path=kp, params=[("path", kp)])
-        entry = self._entry(split(p)[0], item) if p else self._entry("", {**item, "name": ""})
-        entry["name"] = p
-        if entry["type"] == "directory":
-            self._known_dirs.add(p)
-        return entry
+    def _read_range(self, path: str, start: int, end: int | None) -> bytearray:
+        api, kp = self._resolve(path)
+        return api.read_range(kp, start, end)
 
-    def walk(
+    def get_file(
+        self,
+        rpath: str,
+        lpath: Any,
+        callback: Callback = DEFAULT_CALLBACK,
+        outfile: IO[bytes] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Download a file in one streamed GET, creating the local folders it needs; a folder
+        becomes a local folder. The bytes are checked against Koofr's MD5: a torn download is
+        fetched once more, then refused (:class:`KoofrChangedError`) and nothing is left."""
+        if outfile is None and isfilelike(lpath):
+            outfile = lpath
+        info = self.info(rpath)
+        if info["type"] == "directory":
+            if outfile is None:
+                os.makedirs(lpath, exist_ok=True)
+            return
+        callback.set_size(info["size"])
+        api, kp = self._resolve(info["name"])
+        if outfile is not None:
+            api.download_checked(kp, info["size"], info.get("md5"), outfile, callback)
+            return
+        os.makedirs(os.path.dirname(os.path.abspath(lpath)), exist_ok=True)
+        try:
+            with open(lpath, "wb") as target:
+                api.download_checked(kp, info["size"], info.get("md5"), target, callback)
+        except BaseException:
+            if os.path.isfile(lpath):
+                os.remove(lpath)
+            raise
+
+    def _open(
         self,
         path: str,
-        maxdepth: int | None = None,
-        topdown: bool = True,
-        on_error: Any = "omit",
+        mode: str = "rb",
+        block_size: int | None = None,
+        autocommit: bool = True,
+        cache_options: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Any:
-        """fsspec ``walk``; with ``use_tree`` the subtree is fetched once, up front."""
-        if (
-            self.use_tree
-            and maxdepth is None
-            and not kwargs.get("_tree_done")
-            and self.dircache.use_listings_cache
-        ):
-            kwargs.pop("refresh", None)  # the tree we are about to fetch is fresh
-            self._prefetch_tree(path)
-            kwargs["_tree_done"] = True  # passed down fsspec's recursion (and ignored by ls)
-        yield from super().walk(
-            path, maxdepth=maxdepth, topdown=topdown, on_error=on_error, **kwargs
-        )
-
-    def _prefetch_tree(self, path: str) -> None:
-        """Fill the listing cache for a whole subtree with one ``files/tree`` call."""
         p = self._strip_protocol(path)
-        kp = to_koofr(p)
+        if mode == "rb":
+            info = self.info(p)
+            if info["type"] == "directory":
+                raise IsADirectoryError(errno.EISDIR, f"Koofr path /{p} is a folder")
+            return KoofrReadFile(
+                self,
+                p,
+                lambda start, end: self._read_range(p, start, end),
+                block_size or self.readahead,
+                cache_options=cache_options,
+                size=kwargs.pop("size", None) or info["size"],
+            )
+        if mode not in ("wb", "xb", "ab"):
+            raise ValueError(f"Koofr files cannot be opened in mode {mode!r}")
+        self._resolve(p)  # validates the names before anything is written
+        existing = None
+        if mode != "wb":
+            with contextlib.suppress(FileNotFoundError):
+                existing = self.info(p, refresh=True)
+        if existing is not None and existing["type"] == "directory":
+            raise IsADirectoryError(errno.EISDIR, f"Koofr path /{p} is a folder")
+        if mode == "xb" and existing is not None:
+            raise FileExistsError(errno.EEXIST, f"Koofr file /{p} already exists")
+        writer = KoofrWriteFile(
+            self,
+            p,
+            self._upload,
+            "wb",
+            block_size,
+            autocommit,
+            modified=kwargs.pop("modified", None),
+            spool=kwargs.pop("spool", True),
+        )
+        if existing is not None and existing["size"]:  # append: Koofr files are immutable, so
+            api, kp = self._resolve(p)  # the new file starts with the old one's bytes
+            api.download(kp, writer.write)
+        return writer
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    def _ensure_dir(self, path: str) -> None:
+        if path and path not in self._known_dirs:
+            self.makedirs(path, exist_ok=True)
+
+    def _upload(self, path: str, source: Source, modified: int | None) -> dict[str, Any]:
+        """Store ``source`` at ``path`` (replacing a file, keeping ``modified`` ms unless the
+        mount cannot, when none is sent); its info. If the parent vanished behind the
+        known-folders cache (404), the folders are made again and the upload sent once more."""
+        p = self._strip_protocol(path)
+        if self._is_mount_root(p):
+            if p and not self.exists(p):
+                raise PermissionError(
+                    errno.EPERM, f"/{p}: files of the whole account go in a mount"
+                )
+            raise IsADirectoryError(errno.EISDIR, f"cannot upload to the root of a mount /{p}")
+        parent, name = split(p)
+        self._ensure_dir(parent)
+        api, kp = self._resolve(p)
+        folder = kp.rsplit("/", 1)[0] or "/"
+        if self.setmtime is False or (self.setmtime is None and not api.mount.keeps_mtime):
+            modified = None  # a connected cloud keeps its own time: claim none
         try:
-            doc = self.client.get_json(self._api("tree"), path=kp, params=[("path", kp)])
-        except FileNotFoundError:
-            return  # walk itself reports the missing path as it would without the tree
-        except KoofrHTTPError:
-            self.use_tree = False  # not offered by this server: plain listings from now on
-            return
-        stack = [(p, doc)]
-        while stack:
-            base, node = stack.pop()
-            if node.get("type") != "dir":
-                continue
-            children = node.get("children") or []
-            self.dircache[base] = [self._entry(base, child) for child in children]
-            self._known_dirs.add(base)
-            stack.extend((join(base, c["name"]), c) for c in children if c.get("type") == "dir")
+            try:
+                item = api.upload(folder, name, source, modified)
+            except FileNotFoundError:
+                self._forget_dirs(parent)
+                self.makedirs(parent, exist_ok=True)
+                item = api.upload(folder, name, source, modified)
+        except NotADirectoryError:
+            raise NotADirectoryError(
+                errno.ENOTDIR, f"Koofr path /{self._file_parent(p) or parent} is not a folder"
+            ) from None
+        finally:
+            self.invalidate_cache(p)
+        return to_entry(parent, item)
 
-    def exists(self, path: str, **kwargs: Any) -> bool:
-        """Whether the path exists; unlike fsspec's default, auth and network errors propagate."""
-        try:
-            self.info(path, **kwargs)
-        except FileNotFoundError:
-            return False
-        return True
+    def pipe_file(
+        self,
+        path: str,
+        value: bytes,
+        mode: str = "overwrite",
+        modified: int | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Store bytes at ``path`` (retryable); ``modified`` is the mtime in ms to keep."""
+        if mode == "create" and self.exists(path):
+            raise FileExistsError(errno.EEXIST, f"Koofr file /{self._strip_protocol(path)} exists")
+        return self._upload(path, bytes_source(value), modified)
 
-    def modified(self, path: str) -> datetime:
-        """Last modification time as an aware UTC datetime (millisecond precision)."""
-        return datetime.fromtimestamp(self.info(path)["modified"] / 1000.0, tz=UTC)
+    def put_file(
+        self,
+        lpath: str,
+        rpath: str,
+        callback: Callback = DEFAULT_CALLBACK,
+        mode: str = "overwrite",
+        modified: int | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any] | None:
+        """Upload a local file streamed from disk, keeping its mtime (ms) unless ``modified``."""
+        if os.path.isdir(lpath):
+            self.makedirs(rpath, exist_ok=True)
+            return None
+        if mode == "create" and self.exists(rpath):
+            raise FileExistsError(errno.EEXIST, f"Koofr file /{self._strip_protocol(rpath)} exists")
+        with open(lpath, "rb") as f:
+            stat = os.fstat(f.fileno())
+            callback.set_size(stat.st_size)
+            when = stat.st_mtime_ns // 1_000_000 if modified is None else modified
+            return self._upload(rpath, seekable_source(f, callback), when)
 
-    def quota(self) -> dict[str, int]:
-        """Space of the mount in bytes: ``total``, ``used``, ``free`` (Koofr reports MiB)."""
-        mount = self.client.get_json(f"api/v2/mounts/{self.mount_id}")
-        total = int(mount.get("spaceTotal") or 0) * MIB
-        used = int(mount.get("spaceUsed") or 0) * MIB
-        return {"total": total, "used": used, "free": max(0, total - used)}
+    def upload_fileobj(
+        self, path: str, fileobj: IO[bytes], modified_ms: int | None = None
+    ) -> dict[str, Any]:
+        """Upload from a file object: retried by seeking back if it is seekable, else streamed."""
+        seekable = False
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            seekable = bool(fileobj.seekable()) and fileobj.tell() >= 0
+        if seekable:
+            return self._upload(path, seekable_source(fileobj), modified_ms)
+        with self.open(path, "wb", modified=modified_ms) as out:
+            shutil.copyfileobj(fileobj, out, 1 << 20)
+        assert out.result is not None
+        return out.result  # type: ignore[no-any-return]

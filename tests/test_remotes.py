@@ -106,17 +106,21 @@ def test_corrupt_config_is_a_clear_error(config_dir: Path) -> None:
 @pytest.mark.parametrize(
     ("loc", "expected"),
     [
-        ("@emu", ("emu", "")),
-        ("@emu:/sub/path", ("emu", "sub/path")),
-        ("@emu:sub/", ("emu", "sub")),
-        ("@my.remote-2:/", ("my.remote-2", "")),
+        ("@emu", ("emu", "", None)),
+        ("@emu:/sub/path", ("emu", "sub/path", None)),
+        ("@emu:sub/", ("emu", "sub", None)),
+        ("@my.remote-2:/", ("my.remote-2", "", None)),
+        ("@emu/Google Drive:/Photos/2024", ("emu", "Photos/2024", "Google Drive")),
+        ("@emu/*", ("emu", "", "*")),
+        ("@emu/3f2a-id:/x", ("emu", "x", "3f2a-id")),
+        ("@emu/:/x", None),
         ("/local", None),
         ("koofr://x", None),
         ("@", None),
         ("@bad name:/x", None),
     ],
 )
-def test_parse_at_location(loc: str, expected: tuple[str, str] | None) -> None:
+def test_parse_at_location(loc: str, expected: tuple[str, str, str | None] | None) -> None:
     assert remotes.parse_at_location(loc) == expected
 
 

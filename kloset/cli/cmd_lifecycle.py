@@ -127,6 +127,14 @@ def prune(
     if report.tmp_removed:
         o.out(f"  leftovers of killed runs: {report.tmp_removed} ({hs(report.tmp_bytes)})")
     o.out(f"{verb} reclaim {hs(max(0, report.bytes_reclaimed))}")
+    trash = repo.storage.trash() if not dry_run and report.bytes_deleted else None
+    if trash is not None:
+        o.err(
+            f"note: Koofr keeps deleted files in its trash for {trash['retention_days']} days, "
+            f"and they may count against the quota until then: {hs(trash['bytes'])} of this "
+            "mount's deleted files are there now (empty the trash in the Koofr web app to "
+            "free the space at once)"
+        )
 
 
 @at_app.command()

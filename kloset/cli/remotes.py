@@ -1,4 +1,4 @@
-"""`kloset source|destination|store import|ls|rm`: manage Koofr remotes imported from rclone.
+"""`kloset source|destination|store import|ls|rm|mounts`: Koofr remotes imported from rclone.
 
 Typical use::
 
@@ -23,6 +23,7 @@ import typer
 from kloset import remotes
 from kloset.cli.hooks import HookError, with_hook_options
 from kloset.cli.hooks import run as run_hook
+from kloset.cli.remote_mounts import add_mounts_command
 from kloset.errors import KlosetError
 from koofrfs.errors import KoofrError, RcloneConfigError
 from koofrfs.rclone import KoofrRemote, koofr_remote, parse_rclone_config, read_rclone_config_file
@@ -48,10 +49,11 @@ def _read_sections(rclone_config: Path | None) -> dict[str, dict[str, str]]:
 
 def _check(remote: KoofrRemote) -> str:
     """Log in once and return the mount's name, so a typo is caught at import time."""
-    from koofrfs.filesystem import KoofrFileSystem
+    import fsspec
 
-    fs = KoofrFileSystem(**remote.storage_options(), skip_instance_cache=True)
-    return str(fs.mount().get("name") or fs.mount_id)
+    fs = fsspec.filesystem("koofr", **remote.storage_options(), skip_instance_cache=True)
+    mount = fs.mount()
+    return str(mount.name or mount.id)
 
 
 def _summary_line(role: str, name: str, summary: dict[str, Any]) -> str:
@@ -146,6 +148,7 @@ def _make_app(role: str) -> typer.Typer:
             _fail(str(exc), exc.exit_code)
         typer.echo(f"removed {role} remote @{name}")
 
+    add_mounts_command(app, role)
     return app
 
 

@@ -59,7 +59,6 @@ def plan_restore(
     view = SnapshotView(repo, header)
     base = normalize(path)
     run_dir = os.path.join(spool_root, f"restore-{time.time_ns()}-{os.urandom(4).hex()}")
-    os.makedirs(run_dir, exist_ok=True)
     errors: list[tuple[str, str]] = []
     root_entry = view.stat(base)
     if delete and not root_entry.is_dir:
@@ -69,6 +68,9 @@ def plan_restore(
     if delete:
         deleted = _delete_extras(dest, base, found, select, dry_run, errors)
 
+    # Before anything is created: a destination that reports its free space (Koofr) refuses
+    # a restore that cannot fit, with one line.
+    dest.check_room([(rel, entry.size) for _spath, rel, entry in found if entry.is_file])
     dirs = [(rel, spath) for spath, rel, entry in found if entry.is_dir]
     failed = set() if dry_run else _create_dirs(dest, dirs, threads, errors)
     items: list[list[Any]] = []
@@ -105,6 +107,7 @@ def plan_restore(
             current, cur = [], 0
     if current:
         batches.append(current)
+    os.makedirs(run_dir, exist_ok=True)
     spool.write_msgpack(
         spool.plan_path(run_dir),
         {"v": 1, "snapshot": header.id, "path": base, "items": items, "batches": batches},

@@ -56,7 +56,9 @@ def parse_targets(specs: list[str]) -> list[RestoreTarget]:
             raise LocationError("empty --restore-target")
         if spec.startswith("@"):
             if parse_at_location(spec) is None:
-                raise LocationError(f"bad restore target '{spec}' (use @NAME or @NAME:/path)")
+                raise LocationError(
+                    f"bad restore target '{spec}' (use @NAME, @NAME:/path or @NAME/MOUNT:/path)"
+                )
             location = spec
         elif "://" in spec:
             location = spec

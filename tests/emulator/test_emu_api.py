@@ -109,6 +109,14 @@ def test_space_used_tracks_stored_bytes(api: Any) -> None:
     assert api.http.get("/api/v2/mounts").json()["mounts"][0]["spaceUsed"] == 7
     assert api.remove("/a.bin").status_code == 200
     assert api.remove("/b.bin").status_code == 200
+    # Deleted files wait in Koofr's trash, and (a guess, see behaviour.py) still count.
+    assert api.http.get("/api/v2/mounts").json()["mounts"][0]["spaceUsed"] == 7
+    trash = api.http.get("/api/v2/trash").json()
+    assert [(f["path"], f["size"]) for f in trash["files"]] == [("/a.bin", 3 * 2**20 + 1)] * 1 + [
+        ("/b.bin", 3 * 2**20 + 1)
+    ]
+    assert trash["retentionDays"] == 30 and trash["files"][0]["mountId"] == api.mount
+    assert api.emu.empty_trash() == 2 * (3 * 2**20 + 1)
     assert api.http.get("/api/v2/mounts").json()["mounts"][0]["spaceUsed"] == 0
 
 

@@ -177,7 +177,8 @@ class NamespaceMachine(RuleBasedStateMachine):
                     total += len(child.data)
             return total
 
-        assert check(self.root, "/") == self.store.used_bytes
+        trashed = sum(item["size"] for item in self.store.trash_items())
+        assert check(self.root, "/") + trashed == self.store.used_bytes  # the trash counts
         assert not any((self.tmp / ".emulator" / "tmp").iterdir())
 
 

@@ -33,3 +33,16 @@ def test_no_engine_module_imports_prefect_or_the_layers_above() -> None:
         if name.split(".")[0] in ABOVE
     ]
     assert offenders == []
+
+
+def test_the_engine_reaches_koofr_through_fsspec() -> None:
+    """kloset uses koofrfs as any fsspec user would (``fsspec.filesystem("koofr", ...)``) and
+    its rclone parsing as a public API: no engine module imports the filesystem class."""
+    offenders = [
+        f"{path.relative_to(ENGINE.parent)}:{line}: {name}"
+        for path in sorted(ENGINE.rglob("*.py"))
+        for line, name in _imported(ast.parse(path.read_text(encoding="utf-8")))
+        if name in ("koofrfs.filesystem", "koofrfs.base") or name.startswith("koofrfs.api")
+    ]
+    assert offenders == []
+    assert not [p for p in ENGINE.rglob("*.py") if "KoofrFileSystem(" in p.read_text("utf-8")]

@@ -13,6 +13,7 @@ caches never leak from one test into another (or from the developer's home into 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -148,13 +149,15 @@ class KoofrWorld:
 
     # -- remotes ----------------------------------------------------------------------------
 
-    def add_rclone_remote(self, name: str, password: str | None = None) -> None:
-        """Append an rclone Koofr remote for the emulator, obscured by rclone itself."""
+    def add_rclone_remote(self, name: str, password: str | None = None, **extra: str) -> None:
+        """Append an rclone Koofr remote for the emulator, obscured by rclone itself;
+        ``extra`` adds options such as ``mountid`` or ``setmtime``."""
         obscured = self.rclone("obscure", password or self.emu.password).stdout.strip()
+        options = "".join(f"{k} = {v}\n" for k, v in extra.items())
         with self.rclone_conf.open("a", encoding="utf-8") as fh:
             fh.write(
                 f"[{name}]\ntype = koofr\nprovider = other\nendpoint = {self.emu.url}\n"
-                f"user = {self.emu.user}\npassword = {obscured}\n\n"
+                f"user = {self.emu.user}\npassword = {obscured}\n{options}\n"
             )
 
     def import_remote(self, role: str, name: str, via: str = "show", alias: str = "") -> None:
@@ -173,10 +176,11 @@ class KoofrWorld:
         return {e["Path"]: e for e in json.loads(out)}
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[KoofrWorld]:
-    """A running emulator (seeded fault RNG) plus isolated kloset and rclone settings."""
-    emu = KoofrEmulator(tmp_path / "koofr", seed=FAULT_SEED)
+@contextlib.contextmanager
+def make_world(tmp_path: Path, **emulator: Any) -> Iterator[KoofrWorld]:
+    """A running emulator (seeded fault RNG; ``emulator`` options such as ``mounts=``) plus
+    isolated kloset and rclone settings."""
+    emu = KoofrEmulator(tmp_path / "koofr", seed=FAULT_SEED, **emulator)
     emu.start()
     downloads = DownloadLog()
     downloads.install(emu)
@@ -199,6 +203,13 @@ def world(tmp_path: Path) -> Iterator[KoofrWorld]:
         yield KoofrWorld(emu, tmp_path, env, conf, downloads)
     finally:
         emu.stop()
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[KoofrWorld]:
+    """A one-mount Koofr account with rclone and kloset pointed at it."""
+    with make_world(tmp_path) as w:
+        yield w
 
 
 # -- trees ----------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from koofrfs.errors import (
     KoofrRetryError,
 )
 from koofrfs.retry import RetryPolicy
-from koofrfs.transfers import download
+from koofrfs.transfer import download
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
