@@ -192,6 +192,7 @@ class FsspecDestination(Destination):
         self.case_insensitive = koofr
         self._claims: dict[str, str] = {}
         self._claims_lock = threading.Lock()
+        self.keeps_mtime = False
         self._probe()
 
     def _probe(self) -> None:
@@ -212,12 +213,13 @@ class FsspecDestination(Destination):
         # koofrfs says when a mount takes no writes (shared read-only, offline) and whether it
         # keeps the modification times given at upload (connected clouds do not).
         read_only = getattr(self.fs, "read_only", None)
-        why = read_only(self.root) if callable(read_only) else None
+        try:
+            why = read_only(self.root) if callable(read_only) else None
+        except OSError as exc:  # e.g. a mount of that name that does not exist
+            raise LocationError(f"cannot reach destination {self.location}: {exc}") from exc
         if why:
             raise LocationError(f"cannot restore to {self.location}: {why}; nothing was written")
         self.keeps_mtime = bool(getattr(self.fs, "keeps_mtime", False))
-
-    keeps_mtime = False
 
     def check_room(self, files: list[tuple[str, int]]) -> None:
         """Compare what the restore adds with the free space the backend reports
@@ -237,13 +239,25 @@ class FsspecDestination(Destination):
             where = "/".join(p for p in (self.root, key) if p)
             free = int(quota(where)["free"])
             if need > free:
-                trash = getattr(self.fs, "trash", None)
-                note = _trash_note(trash(where)) if callable(trash) else ""
                 raise NoSpace(
                     f"not enough space on {self.location}{'/' + key if key else ''}: the restore "
                     f"adds {_size(need)} but Koofr reports {_size(free)} free "
-                    f"({_size(need - free)} missing){note}; nothing was written"
+                    f"({_size(need - free)} missing){self._trash_note(where)}; nothing was written"
                 )
+
+    def _trash_note(self, where: str) -> str:
+        """What Koofr's trash holds there, when it says (it counts against the quota)."""
+        trash = getattr(self.fs, "trash", None)
+        try:
+            held = int(trash(where)["bytes"]) if callable(trash) else 0
+        except OSError:  # the trash is a hint; failing to read it must not hide the real error
+            held = 0
+        if not held:
+            return ""
+        return (
+            f"; another {_size(held)} of deleted files wait in Koofr's trash, counted against "
+            "the quota until it is emptied (in the Koofr web app)"
+        )
 
     def _existing_size(self, relpath: str) -> int:
         reldir, _, name = relpath.rpartition("/")
@@ -351,12 +365,3 @@ class FsspecDestination(Destination):
 def _size(n: int) -> str:
     """Koofr counts space in MiB, so messages about it do too."""
     return f"{n / 2**20:,.1f} MiB"
-
-
-def _trash_note(trash: dict[str, Any]) -> str:
-    if not trash.get("bytes"):
-        return ""
-    return (
-        f"; another {_size(trash['bytes'])} of deleted files wait in Koofr's trash, counted "
-        "against the quota until it is emptied (in the Koofr web app)"
-    )

@@ -82,7 +82,12 @@ class Storage:
         """What the backend keeps of deleted objects (Koofr's trash: ``files``, ``bytes``,
         ``retention_days``), or None when deletions are final."""
         trash = getattr(self.fs, "trash", None)
-        return trash(self.root) if callable(trash) else None  # type: ignore[no-any-return]
+        if not callable(trash):
+            return None
+        try:
+            return trash(self.root)  # type: ignore[no-any-return]
+        except OSError:  # a hint for messages: a trash that cannot be read says nothing
+            return None
 
     def path(self, name: str) -> str:
         if not self.root:

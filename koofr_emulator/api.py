@@ -83,7 +83,9 @@ class KoofrApi:
 
     def _mounted(self, req: Request, write: bool = False) -> MountView:
         """The mount a files request is for, once it is known to be online (and writable)."""
-        view = self._view(req.mount_id)
+        return self._usable(self._view(req.mount_id), write)
+
+    def _usable(self, view: MountView, write: bool) -> MountView:
         if not view.online:
             raise ApiError(
                 behaviour.DEVICE_OFFLINE_STATUS, behaviour.DEVICE_OFFLINE_CODE, "Device is offline"
@@ -217,18 +219,8 @@ class KoofrApi:
         to_mount = doc.get("toMountId")
         if to_mount is None and behaviour.REQUIRE_TO_MOUNT_ID:
             raise bad_request("Missing toMountId")
-        view = self._view(get_str(doc, "toMountId")) if to_mount is not None else None
-        if view is None:
-            view = self._view(req.mount_id)
-        if not view.online:
-            raise ApiError(
-                behaviour.DEVICE_OFFLINE_STATUS, behaviour.DEVICE_OFFLINE_CODE, "Device is offline"
-            )
-        if not view.spec.writable:
-            raise ApiError(
-                behaviour.READ_ONLY_STATUS, behaviour.READ_ONLY_CODE, "Insufficient permissions"
-            )
-        return view, normalize_path(get_str(doc, "toPath"))
+        view = self._view(get_str(doc, "toMountId") if to_mount is not None else req.mount_id)
+        return self._usable(view, write=True), normalize_path(get_str(doc, "toPath"))
 
     def files_copy(self, req: Request) -> Response:
         src_view = self._mounted(req)

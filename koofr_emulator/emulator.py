@@ -230,6 +230,15 @@ class KoofrEmulator:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
+    def storage_options(self) -> dict[str, str]:
+        """What ``fsspec.filesystem("koofr", **options)`` needs to reach this emulator."""
+        return {
+            "user": self.user,
+            "password": self.password,
+            "endpoint": self.url,
+            "provider": "other",
+        }
+
     @property
     def running(self) -> bool:
         return self._server is not None

@@ -12,7 +12,7 @@ reached through. Where each field's value comes from is in :mod:`koofr_emulator.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from . import behaviour
@@ -99,19 +99,12 @@ class MountView:
     store: Store
     root_id: str | None = None  # id of the device's own mount, when this one is a view of it
     online: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def full(self, path: str) -> str:
         """The device path of a path in this mount."""
         if self.spec.folder == "/":
             return path
         return self.spec.folder if path == "/" else self.spec.folder + path
-
-    def local(self, device_path: str) -> str:
-        """The mount path of a device path inside this mount's folder."""
-        if self.spec.folder == "/":
-            return device_path
-        return device_path[len(self.spec.folder) :] or "/"
 
 
 def mount_id(identity: str, slug: str) -> str:

@@ -14,6 +14,7 @@ import contextlib
 import errno
 import os
 import shutil
+from collections.abc import Iterable
 from typing import IO, Any
 
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
@@ -355,13 +356,20 @@ class KoofrFileSystem(KoofrBase):
         folder = kp.rsplit("/", 1)[0] or "/"
         if self.setmtime is False or (self.setmtime is None and not api.mount.keeps_mtime):
             modified = None  # a connected cloud keeps its own time: claim none
+        sends = 0
+
+        def counted(_attempt: int) -> Iterable[bytes]:
+            nonlocal sends  # each send, the second request below too, is a new attempt: a
+            sends += 1  # streamed source must replay what it already gave
+            return source(sends)
+
         try:
             try:
-                item = api.upload(folder, name, source, modified)
+                item = api.upload(folder, name, counted, modified)
             except FileNotFoundError:
-                self._forget_dirs(parent)
+                self._known_dirs.clear()  # any of its parents may have gone too
                 self.makedirs(parent, exist_ok=True)
-                item = api.upload(folder, name, source, modified)
+                item = api.upload(folder, name, counted, modified)
         except NotADirectoryError:
             raise NotADirectoryError(
                 errno.ENOTDIR, f"Koofr path /{self._file_parent(p) or parent} is not a folder"

@@ -160,6 +160,8 @@ class KoofrRemote:
         }
         if self.mountid:
             options["mountid"] = self.mountid
+        if not self.setmtime:
+            options["setmtime"] = False
         return options
 
 

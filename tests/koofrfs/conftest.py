@@ -19,10 +19,7 @@ from koofrfs.filesystem import KoofrFileSystem
 def fs_options(emu: KoofrEmulator, **extra: Any) -> dict[str, Any]:
     """Storage options for the emulator; short backoff so fault tests stay fast."""
     options: dict[str, Any] = {
-        "user": emu.user,
-        "password": emu.password,
-        "endpoint": emu.url,
-        "provider": "other",
+        **emu.storage_options(),
         "backoff_base": 0.01,
         "backoff_max": 0.2,
         "timeout": 10.0,

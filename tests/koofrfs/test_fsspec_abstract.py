@@ -35,14 +35,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KoofrEmulator
 class KoofrFixtures(AbstractFixtures):  # type: ignore[misc]
     @pytest.fixture
     def fs(self, emulator: KoofrEmulator) -> KoofrFileSystem:
-        fs = fsspec.filesystem(
-            "koofr",
-            user=emulator.user,
-            password=emulator.password,
-            endpoint=emulator.url,
-            provider="other",
-            skip_instance_cache=True,
-        )
+        fs = fsspec.filesystem("koofr", **emulator.storage_options(), skip_instance_cache=True)
         assert isinstance(fs, KoofrFileSystem)
         return fs
 

@@ -276,14 +276,7 @@ def _relative(value: Any, r: str) -> Any:
 @pytest.fixture(scope="module")
 def koofr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AbstractFileSystem]:
     with KoofrEmulator(tmp_path_factory.mktemp("surface")) as emu:
-        yield fsspec.filesystem(
-            "koofr",
-            user=emu.user,
-            password=emu.password,
-            endpoint=emu.url,
-            provider="other",
-            skip_instance_cache=True,
-        )
+        yield fsspec.filesystem("koofr", **emu.storage_options(), skip_instance_cache=True)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

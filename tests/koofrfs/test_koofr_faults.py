@@ -184,3 +184,17 @@ def test_a_download_cut_short_but_well_framed_is_completed(
         assert f.read() == data
     assert emu.fault_rules[0]["fired"] == 3
     assert emu.counters["files/get"] > 3  # each torn answer was followed by a request for the rest
+
+
+def test_a_streamed_upload_whose_folder_vanished_is_sent_whole_again(
+    koofr_emulator: KoofrEmulator, kfs: KoofrFileSystem
+) -> None:
+    """The folder is known to exist, but was deleted behind the filesystem's back: the first
+    request meets a 404, the folder is made again and the spooled bytes are sent again."""
+    kfs.makedirs("gone/sub")
+    koofr_emulator.store.remove("/gone")  # not through kfs: its known-folders cache still says yes
+    data = os.urandom(6 * 2**20 + 5)
+    with kfs.open("gone/sub/big.bin", "wb", block_size=2**20) as f:
+        for i in range(0, len(data), 2**20):
+            f.write(data[i : i + 2**20])
+    assert kfs.cat_file("gone/sub/big.bin") == data

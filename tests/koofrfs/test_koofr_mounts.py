@@ -31,15 +31,8 @@ def business(tmp_path: Path) -> Iterator[KoofrEmulator]:
 @pytest.fixture
 def open_fs(business: KoofrEmulator) -> Callable[..., KoofrFileSystem]:
     def make(**options: Any) -> KoofrFileSystem:
-        fs = fsspec.filesystem(
-            "koofr",
-            user=business.user,
-            password=business.password,
-            endpoint=business.url,
-            provider="other",
-            skip_instance_cache=True,
-            **options,
-        )
+        opts = {**business.storage_options(), "skip_instance_cache": True, **options}
+        fs = fsspec.filesystem("koofr", **opts)
         assert isinstance(fs, KoofrFileSystem)
         return fs
 

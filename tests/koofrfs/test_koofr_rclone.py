@@ -161,6 +161,7 @@ def test_mountid_and_setmtime() -> None:
     remote = koofr_remote(parse_rclone_config(text))
     assert remote.mountid == "abc" and remote.setmtime is False
     assert remote.storage_options()["mountid"] == "abc"
+    assert remote.storage_options()["setmtime"] is False  # a connected cloud: no mtimes
 
 
 @pytest.mark.parametrize(
