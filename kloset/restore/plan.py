@@ -64,13 +64,14 @@ def plan_restore(
     if delete and not root_entry.is_dir:
         raise KlosetError(f"--delete needs a folder to restore, and {base} is a file")
     found = _walk(repo, base, root_entry, select, errors)
+    # Before anything is created or deleted: a destination that reports its free space
+    # (Koofr) refuses a restore that cannot fit, with one line (what --delete would remove may
+    # well stay in Koofr's trash, counted against the quota, so it is not counted as freed).
+    dest.check_room([(rel, entry.size) for _spath, rel, entry in found if entry.is_file])
     deleted: list[str] = []
     if delete:
         deleted = _delete_extras(dest, base, found, select, dry_run, errors)
 
-    # Before anything is created: a destination that reports its free space (Koofr) refuses
-    # a restore that cannot fit, with one line.
-    dest.check_room([(rel, entry.size) for _spath, rel, entry in found if entry.is_file])
     dirs = [(rel, spath) for spath, rel, entry in found if entry.is_dir]
     failed = set() if dry_run else _create_dirs(dest, dirs, threads, errors)
     items: list[list[Any]] = []
