@@ -67,7 +67,7 @@ def open_source(location: str) -> Source:
         raise LocationError(f"cannot reach source {location}: {exc}") from exc
     if info.get("type") != "directory":
         raise LocationError(f"source {location} is not a directory")
-    return FsspecSource(fs, root, location)
+    return FsspecSource(fs, root, location, info)
 
 
 def open_destination(location: str, *, create: bool = True) -> Destination:

@@ -117,10 +117,13 @@ class LocalSource(Source):
 class FsspecSource(Source):
     """Any fsspec filesystem (Koofr, memory, S3...): listings via ls(detail=True)."""
 
-    def __init__(self, fs: AbstractFileSystem, root: str, location: str) -> None:
+    def __init__(
+        self, fs: AbstractFileSystem, root: str, location: str, info: dict[str, Any] | None = None
+    ) -> None:
         self.fs = fs
         self.root = root.rstrip("/")
         self.location = location
+        self._root_info = info  # the root's `info()` if the caller has it: one request less
 
     def _full(self, relpath: str) -> str:
         if not relpath:
@@ -135,7 +138,7 @@ class FsspecSource(Source):
         return VerifiedReader(fh, label, size, md5)  # type: ignore[return-value]
 
     def scan(self, excluder: Excluder, on_error: Any = None) -> Iterator[ScanItem]:
-        info = self.fs.info(self.root or "/")
+        info, self._root_info = self._root_info or self.fs.info(self.root or "/"), None
         if info.get("type") != "directory":
             raise NotADirectoryError(f"{self.location} is not a directory")
         yield ScanItem("", DIR, stat.S_IFDIR | 0o755, _mtime_ns(info))
