@@ -15,6 +15,7 @@ from typing import Any
 
 from fsspec import AbstractFileSystem
 
+from kloset import throttle
 from kloset.errors import LocationError, NoSpace, UnsafePath
 from kloset.tree import Entry
 
@@ -333,6 +334,7 @@ class FsspecDestination(Destination):
             kwargs["modified"] = entry.mtime_ns // 1_000_000
         with self.fs.open(path, "wb", **kwargs) as fh:
             for block in data:
+                throttle.UPLOAD.take(len(block))  # --limit-upload
                 fh.write(block)
                 md5.update(block)
         return md5.hexdigest()
@@ -355,7 +357,7 @@ class FsspecDestination(Destination):
             return int(info.get("size") or 0), known.lower()
         md5 = hashlib.md5(usedforsecurity=False)
         size = 0
-        with self.fs.open(path, "rb") as fh:
+        with throttle.ThrottledReader(self.fs.open(path, "rb")) as fh:
             while block := fh.read(1 << 20):
                 md5.update(block)
                 size += len(block)

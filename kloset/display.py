@@ -6,6 +6,7 @@ size or a time reads the same wherever a user meets it.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -23,6 +24,27 @@ def human_size(n: int | float) -> str:
             return f"{value:.1f} {unit}" if abs(value) < 100 else f"{value:.0f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*)\s*")
+_SIZE_UNITS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
+
+
+def parse_size(text: str) -> int:
+    """`500`, `64K`, `1.5MiB`, `2g` → bytes: human_size's inverse, binary like restic's
+    (K = KiB = 1024; a trailing `B` or `iB` is optional, case does not matter)."""
+    match = _SIZE.fullmatch(text)
+    if match is None:
+        raise ValueError(f"bad size {text!r} (a number with K, M, G or T, e.g. 100M)")
+    number, unit = match.groups()
+    unit = unit.lower()
+    for suffix in ("ib", "b"):
+        if unit.endswith(suffix) and unit[: -len(suffix)] in _SIZE_UNITS:
+            unit = unit[: -len(suffix)]
+            break
+    if unit not in _SIZE_UNITS:
+        raise ValueError(f"unknown size unit {match.group(2)!r} in {text!r} (use K, M, G or T)")
+    return int(float(number) * 1024 ** _SIZE_UNITS[unit])
 
 
 def ratio(numerator: int | float, denominator: int | float) -> float:

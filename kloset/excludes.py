@@ -1,4 +1,5 @@
-"""Gitignore-like exclude patterns, matched against paths relative to the backup root."""
+"""Gitignore-like exclude patterns, matched against paths relative to the backup root, and the
+backup scan's other filters (size limit, list of paths)."""
 
 from __future__ import annotations
 
@@ -39,8 +40,8 @@ class Excluder:
     def __bool__(self) -> bool:
         return bool(self.rules)
 
-    def excluded(self, relpath: str, is_dir: bool) -> bool:
-        """`relpath` uses `/` separators and no leading slash."""
+    def excluded(self, relpath: str, is_dir: bool, size: int | None = None) -> bool:
+        """`relpath` uses `/` separators and no leading slash (`size` is for ScanFilter)."""
         result = False
         for exclude, pattern in self.rules:
             regex, anchored, dir_only = _compile(pattern)
@@ -54,3 +55,47 @@ class Excluder:
             if hit:
                 result = exclude
         return result
+
+
+class ScanFilter(Excluder):
+    """What a backup scan skips: exclude patterns (`--exclude`, `--exclude-file`), files larger
+    than a size (`--exclude-larger-than`), and everything not on a list (`--files-from`).
+
+    Sources call `excluded(relpath, is_dir, size)` before descending into a folder or
+    recording a file, so a skipped folder costs no listing. With a list, a folder is entered
+    only if it is listed, lies below a listed path, or leads to one.
+    """
+
+    def __init__(
+        self,
+        patterns: list[str] | None = None,
+        *,
+        larger_than: int | None = None,
+        only: list[str] | None = None,
+    ) -> None:
+        super().__init__(patterns)
+        self.larger_than = larger_than
+        self.only: set[str] | None = None
+        self._leads_to: set[str] = set()
+        if only is not None:
+            self.only = {p.strip("/") for p in only if p.strip("/")}
+            for path in self.only:
+                parts = path.split("/")
+                self._leads_to.update("/".join(parts[:i]) for i in range(1, len(parts)))
+
+    def __bool__(self) -> bool:
+        return bool(self.rules) or self.larger_than is not None or self.only is not None
+
+    def excluded(self, relpath: str, is_dir: bool, size: int | None = None) -> bool:
+        if self.only is not None and not self._listed(relpath, is_dir):
+            return True
+        if not is_dir and self.larger_than is not None and (size or 0) > self.larger_than:
+            return True
+        return super().excluded(relpath, is_dir)
+
+    def _listed(self, relpath: str, is_dir: bool) -> bool:
+        assert self.only is not None
+        if relpath in self.only or (is_dir and relpath in self._leads_to):
+            return True
+        parts = relpath.split("/")
+        return any("/".join(parts[:i]) in self.only for i in range(1, len(parts)))

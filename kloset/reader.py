@@ -50,7 +50,7 @@ class FileReader(io.RawIOBase):
         repo: Repository,
         entry: Entry,
         *,
-        readahead: int = READAHEAD_CHUNKS,
+        readahead: int | None = None,
         pool: ThreadPoolExecutor | None = None,
     ) -> None:
         super().__init__()
@@ -60,7 +60,7 @@ class FileReader(io.RawIOBase):
         self._starts = chunk_offsets(repo, entry)
         last = repo.index.get(self.chunks[-1]) if self.chunks else None
         self.size = self._starts[-1] + last.raw_length if last is not None else 0
-        self._max_ahead = max(0, readahead)
+        self._max_ahead = max(0, READAHEAD_CHUNKS if readahead is None else readahead)
         self._pool = pool
         self._lock = threading.Lock()
         self._cache: OrderedDict[int, bytes] = OrderedDict()

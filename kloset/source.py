@@ -20,6 +20,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from kloset.errors import SourceChanged
 from kloset.excludes import Excluder
+from kloset.throttle import ThrottledReader
 from kloset.tree import DIR, FILE, SYMLINK
 from koofrfs.errors import KoofrChangedError
 
@@ -62,9 +63,12 @@ class Source:
 class LocalSource(Source):
     """A directory on local disk: lstat semantics, symlinks recorded, never followed."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, *, one_file_system: bool = False) -> None:
         self.root = os.path.abspath(root)
         self.location = self.root
+        # --one-file-system: folders on another device (mount points) are kept, empty.
+        self.one_file_system = one_file_system
+        self._device: int | None = None
 
     def local_path(self, relpath: str) -> str:
         return os.path.join(self.root, relpath) if relpath else self.root
@@ -76,6 +80,7 @@ class LocalSource(Source):
         st = os.lstat(self.root)
         if not stat.S_ISDIR(st.st_mode):
             raise NotADirectoryError(f"{self.root} is not a directory")
+        self._device = st.st_dev if self.one_file_system else None
         yield ScanItem("", DIR, st.st_mode, st.st_mtime_ns)
         yield from self._scan_dir("", excluder)
 
@@ -99,8 +104,9 @@ class LocalSource(Source):
                 if excluder and excluder.excluded(child, True):
                     continue
                 yield ScanItem(child, DIR, mode, st.st_mtime_ns)
-                yield from self._scan_dir(child, excluder)
-            elif excluder and excluder.excluded(child, False):
+                if self._device is None or st.st_dev == self._device:
+                    yield from self._scan_dir(child, excluder)
+            elif excluder and excluder.excluded(child, False, st.st_size):
                 continue
             elif stat.S_ISREG(mode):
                 yield ScanItem(child, FILE, mode, st.st_mtime_ns, size=st.st_size)
@@ -131,7 +137,7 @@ class FsspecSource(Source):
         return f"{self.root}/{relpath}" if self.root else relpath
 
     def open(self, relpath: str, size: int | None = None, md5: str | None = None) -> BinaryIO:
-        fh = self.fs.open(self._full(relpath), "rb")
+        fh = ThrottledReader(self.fs.open(self._full(relpath), "rb"))  # --limit-download
         if size is None and md5 is None:
             return fh  # type: ignore[no-any-return]
         label = f"{self.location.rstrip('/')}/{relpath}"
@@ -191,7 +197,7 @@ class FsspecSource(Source):
                 yield ScanItem(child, DIR, stat.S_IFDIR | 0o755, _mtime_ns(info))
                 yield from self._scan_dir(child, excluder, pool, subdirs.pop(child))
                 continue
-            if excluder and excluder.excluded(child, False):
+            if excluder and excluder.excluded(child, False, int(info.get("size") or 0)):
                 continue
             extra: dict[str, Any] = {}
             md5 = info.get("md5") or info.get("hash")

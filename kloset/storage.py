@@ -20,6 +20,7 @@ from typing import Any
 from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
 
+from kloset import throttle
 from kloset.errors import CorruptObject, KlosetError
 
 
@@ -103,7 +104,9 @@ class Storage:
             if self.local:
                 with open(self.path(name), "rb") as fh:
                     return fh.read()
-            return bytes(self.fs.cat_file(self.path(name)))
+            data = bytes(self.fs.cat_file(self.path(name)))
+            throttle.DOWNLOAD.take(len(data))
+            return data
         except FileNotFoundError:
             raise
         except OSError as exc:
@@ -123,6 +126,7 @@ class Storage:
             data = os.pread(fd, length, offset)
         else:
             data = bytes(self.fs.cat_file(self.path(name), start=offset, end=offset + length))
+            throttle.DOWNLOAD.take(len(data))
         if len(data) != length:
             raise CorruptObject(f"{name}: truncated (wanted {length} bytes at {offset})")
         return data
@@ -235,6 +239,7 @@ class Storage:
         if parent:
             self.fs.makedirs(parent, exist_ok=True)
         # Remote backends (Koofr) write an upload atomically on the server side.
+        throttle.UPLOAD.take(len(data))
         self.fs.pipe_file(target, data)
 
     def write_new(self, name: str, data: bytes) -> None:
@@ -264,6 +269,7 @@ class Storage:
             return
         parent = target.rsplit("/", 1)[0]
         self.fs.makedirs(parent, exist_ok=True)
+        throttle.UPLOAD.take(os.path.getsize(local_path))
         self.fs.put_file(local_path, target)
         if move:
             os.unlink(local_path)

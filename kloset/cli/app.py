@@ -56,7 +56,19 @@ def at(
         "--passphrase-file",
         help="Read the passphrase from this file (else KLOSET_PASSPHRASE, else a prompt).",
     ),
+    limit_upload: str | None = typer.Option(
+        None, "--limit-upload", metavar="KIB/S", help="Limit uploads to remote locations."
+    ),
+    limit_download: str | None = typer.Option(
+        None, "--limit-download", metavar="KIB/S", help="Limit downloads from remote locations."
+    ),
 ) -> None:
+    from kloset import throttle
+
+    throttle.set_limits(
+        throttle.parse_kib(limit_upload, "--limit-upload"),
+        throttle.parse_kib(limit_download, "--limit-download"),
+    )
     ctx.obj = StoreContext(store, passphrase_file)
 
 

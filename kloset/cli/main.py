@@ -44,8 +44,13 @@ def _load_commands(argv: list[str] | None = None) -> None:
             ) from exc
 
 
+# Options of `at` that may also stand after the verb (`at S backup SRC --limit-upload 512`).
+_HOISTED = ("--passphrase-file", "--limit-upload", "--limit-download")
+
+
 def _hoist_store_options(argv: list[str]) -> list[str]:
-    """Let `--passphrase-file F` stand anywhere after `at STORE`, not only before STORE.
+    """Let `--passphrase-file F` (and the bandwidth limits) stand anywhere after `at STORE`,
+    not only before STORE.
 
     click stops parsing group options at the first positional (STORE), so the option is moved
     next to `at`, where the group reads it; every verb sees it through the store context.
@@ -57,11 +62,11 @@ def _hoist_store_options(argv: list[str]) -> list[str]:
     i = 0
     while i < len(rest):
         arg = rest[i]
-        if arg == "--passphrase-file" and i + 1 < len(rest):
+        if arg in _HOISTED and i + 1 < len(rest):
             hoisted += rest[i : i + 2]
             del rest[i : i + 2]
             continue
-        if arg.startswith("--passphrase-file="):
+        if arg.startswith(tuple(f"{name}=" for name in _HOISTED)):
             hoisted.append(arg)
             del rest[i]
             continue
