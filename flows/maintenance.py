@@ -13,6 +13,7 @@ from prefect import flow, get_run_logger
 
 from blocks import KlosetRepository
 from flows import reporting
+from kloset.prune import PruneOptions
 from kloset_tasks import check, prune
 from kloset_tasks.spec import forget_run, koofr_tags, store_session, store_spec
 
@@ -130,23 +131,23 @@ def prune_flow(
     logger = get_run_logger()
     spec = store_spec(store)
     started = time.monotonic()
+    options = PruneOptions.from_params(
+        keep_last=keep_last,
+        keep_hourly=keep_hourly,
+        keep_daily=keep_daily,
+        keep_weekly=keep_weekly,
+        keep_monthly=keep_monthly,
+        keep_yearly=keep_yearly,
+        keep_tag=keep_tag,
+        keep_within=keep_within,
+        repack_threshold=repack_threshold,
+        grace_minutes=grace_minutes,
+        dry_run=dry_run,
+        repack_small=repack_small,
+    )
     try:
         # prune takes the exclusive lock itself; holding a shared one here would block it.
-        report = prune.with_options(tags=koofr_tags(spec))(
-            spec,
-            keep_last,
-            keep_hourly,
-            keep_daily,
-            keep_weekly,
-            keep_monthly,
-            keep_yearly,
-            keep_tag,
-            keep_within,
-            dry_run,
-            repack_threshold,
-            grace_minutes,
-            repack_small,
-        )
+        report = prune.with_options(tags=koofr_tags(spec))(spec, options)
     except BaseException as exc:
         reporting.publish(
             "prune",

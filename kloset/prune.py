@@ -55,6 +55,42 @@ class PruneOptions:
     lock_wait: float | None = None
     repack_small: bool = True
 
+    @classmethod
+    def from_params(
+        cls,
+        *,
+        keep_last: int = 0,
+        keep_hourly: int = 0,
+        keep_daily: int = 0,
+        keep_weekly: int = 0,
+        keep_monthly: int = 0,
+        keep_yearly: int = 0,
+        keep_tag: list[str] | None = None,
+        keep_within: str | None = None,
+        repack_threshold: float = 0.2,
+        grace_minutes: float = 60.0,
+        dry_run: bool = False,
+        repack_small: bool = True,
+        lock_wait: float | None = None,
+    ) -> PruneOptions:
+        """The options from the flat user-facing parameters: the CLI's flags and the prune
+        flow's form share these names, and this is the one place that turns them into a policy
+        and checks them."""
+        if not 0.0 <= repack_threshold <= 1.0:
+            raise KlosetError("--repack-threshold must be between 0 and 1")
+        policy = RetentionPolicy.from_keep(
+            last=keep_last,
+            hourly=keep_hourly,
+            daily=keep_daily,
+            weekly=keep_weekly,
+            monthly=keep_monthly,
+            yearly=keep_yearly,
+            tags=keep_tag,
+            within=keep_within,
+        )
+        grace = max(0.0, grace_minutes)
+        return cls(policy, repack_threshold, grace, dry_run, lock_wait, repack_small)
+
 
 # A pack under this fraction of the store's pack size is "small": merged when there are two.
 SMALL_PACK_FRACTION = 0.25

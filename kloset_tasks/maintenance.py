@@ -16,7 +16,6 @@ from blocks import KlosetRepository
 from kloset.check import check_store
 from kloset.prune import PruneOptions
 from kloset.prune import prune as engine_prune
-from kloset.retention import RetentionPolicy
 from kloset_tasks.spec import bulk, open_repo
 
 
@@ -48,41 +47,10 @@ def check(
     retry_delay_seconds=60,
 )
 @bulk
-def prune(
-    store: KlosetRepository,
-    keep_last: int = 0,
-    keep_hourly: int = 0,
-    keep_daily: int = 0,
-    keep_weekly: int = 0,
-    keep_monthly: int = 0,
-    keep_yearly: int = 0,
-    keep_tag: list[str] | None = None,
-    keep_within: str | None = None,
-    dry_run: bool = False,
-    repack_threshold: float = 0.2,
-    grace_minutes: float = 60.0,
-    repack_small: bool = True,
-) -> dict[str, Any]:
+def prune(store: KlosetRepository, options: PruneOptions) -> dict[str, Any]:
     """Forget snapshots the policy does not keep, then reclaim unused and mostly-unused packs.
 
     Takes the store's exclusive lock itself (a dry run only a shared one), so it waits for
     no one and never runs beside a backup.
     """
-    policy = RetentionPolicy.from_keep(
-        last=keep_last,
-        hourly=keep_hourly,
-        daily=keep_daily,
-        weekly=keep_weekly,
-        monthly=keep_monthly,
-        yearly=keep_yearly,
-        tags=keep_tag,
-        within=keep_within,
-    )
-    options = PruneOptions(
-        policy=policy,
-        repack_threshold=repack_threshold,
-        grace_minutes=grace_minutes,
-        dry_run=dry_run,
-        repack_small=repack_small,
-    )
     return engine_prune(open_repo(store), options).to_json()

@@ -14,7 +14,7 @@ import typer
 from kloset import passphrase as pp
 from kloset.cli import output as o
 from kloset.cli.app import at_app, store_ctx
-from kloset.errors import CheckFailed, KlosetError, PassphraseRequired, StoreNotFound
+from kloset.errors import CheckFailed, PassphraseRequired, StoreNotFound
 
 repair_app = typer.Typer(help="Rebuild damaged store metadata.", no_args_is_help=True)
 passphrase_app = typer.Typer(help="Manage the store's passphrase.", no_args_is_help=True)
@@ -84,24 +84,22 @@ def prune(
     packs, and mostly unused ones by repacking). Without --keep-* only unused data goes."""
     from kloset.prune import PruneOptions
     from kloset.prune import prune as run_prune
-    from kloset.retention import RetentionPolicy
-
-    policy = RetentionPolicy.from_keep(
-        last=keep_last,
-        hourly=keep_hourly,
-        daily=keep_daily,
-        weekly=keep_weekly,
-        monthly=keep_monthly,
-        yearly=keep_yearly,
-        tags=keep_tag,
-        within=keep_within,
+    options = PruneOptions.from_params(
+        keep_last=keep_last,
+        keep_hourly=keep_hourly,
+        keep_daily=keep_daily,
+        keep_weekly=keep_weekly,
+        keep_monthly=keep_monthly,
+        keep_yearly=keep_yearly,
+        keep_tag=keep_tag,
+        keep_within=keep_within,
+        repack_threshold=repack_threshold,
+        grace_minutes=grace,
+        dry_run=dry_run,
+        repack_small=repack_small,
+        lock_wait=lock_wait,
     )
-    if not 0.0 <= repack_threshold <= 1.0:
-        raise KlosetError("--repack-threshold must be between 0 and 1")
     repo = store_ctx(ctx).open()
-    options = PruneOptions(
-        policy, repack_threshold, max(0.0, grace), dry_run, lock_wait, repack_small
-    )
     report = run_prune(repo, options)
     if as_json:
         o.print_json(report.to_json())
