@@ -9,6 +9,7 @@ store's shared lock (if it can write one: a read-only store is still restorable)
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -17,12 +18,28 @@ from blocks import KlosetRepository, KoofrStorage
 from blocks import locations as block_locations
 from flows import reporting
 from flows.runners import RunnerChoice, make_runner, run_batches
-from kloset.backup import spool as engine_spool
 from kloset.restore import RestoreBatchResult, RestorePlan
+from kloset.restore.verify import RestoreVerifyResult
 from kloset_tasks import finish_restore, plan_restore, restore_batch, verify_restore
 from kloset_tasks.spec import koofr_tags, store_session, store_spec
 
 MIB = 1024 * 1024
+
+
+@dataclass
+class _Restore:
+    """What the flow learned so far; enough to report a failure at any point."""
+
+    target: str
+    started: float = field(default_factory=time.monotonic)
+    plan: RestorePlan | None = None
+    results: dict[int, RestoreBatchResult] = field(default_factory=dict)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    links: int = 0
+    checked: RestoreVerifyResult | None = None
+
+    def total(self, name: str) -> int:
+        return sum(getattr(r, name) for r in self.results.values())
 
 
 @flow(
@@ -65,98 +82,113 @@ def restore_flow(
     Returns:
         Counts of what was written, skipped and verified.
     """
-    logger = get_run_logger()
     spec = store_spec(store)
-    target_label = block_locations.label(target)
-    tag = koofr_tags(spec, target)
-    started = time.monotonic()
-    progress = reporting.Progress(f"Restoring {path} to {target_label}")
-    plan: RestorePlan | None = None
-    results: dict[int, RestoreBatchResult] = {}
-    failures: list[tuple[str, str]] = []
-    links = 0
-    checked: Any = None
+    run = _Restore(target=block_locations.label(target))
+    progress = reporting.Progress(f"Restoring {path} to {run.target}")
     try:
         with store_session(spec, "restore", required=False):
-            plan = plan_restore.with_options(tags=tag)(
-                spec, snapshot, path, target, spool_dir, batch_bytes, batch_files
-            )
-            failures.extend(plan.errors)
-            logger.info(
-                "restoring %d files (%s) in %d batches",
-                plan.files,
-                reporting.human_bytes(plan.bytes),
-                plan.batches,
-            )
+            run.plan = _plan(spec, snapshot, path, target, spool_dir, batch_bytes, batch_files)
+            run.failures.extend(run.plan.errors)
             progress.update(0.05, force=True)
-            run_dir, nbatches = plan.run_dir, plan.batches
-
-            def on_result(batch: int, _stage: int, result: RestoreBatchResult) -> None:
-                results[batch] = result
-                progress.update(0.05 + 0.8 * len(results) / max(1, nbatches))
-
-            stage = (
-                restore_batch.with_options(tags=tag),
-                lambda b: {
-                    "store": spec,
-                    "run_dir": run_dir,
-                    "batch": b,
-                    "target": target,
-                    "overwrite": overwrite,
-                },
+            _restore_batches(
+                run, spec, target, overwrite, task_runner, workers, dask_address, progress
             )
-            with make_runner(task_runner, workers, dask_address) as runner:
-                crashed = run_batches(
-                    runner, nbatches, [stage], window=workers, on_result=on_result
-                )
-            # A batch that failed for good: its files are missing, the rest is still finished.
-            failures.extend((f"(batch {b + 1})", f"{type(e).__name__}: {e}") for b, _, e in crashed)
-            for res in results.values():
-                failures.extend(res.errors)
-            # Only the target is touched from here on.
-            links, link_errors = finish_restore.with_options(tags=koofr_tags(target))(
-                run_dir, target
-            )
-            failures.extend(link_errors)
-            if verify:
-                checked = verify_restore.with_options(tags=koofr_tags(target))(run_dir, target)
-                failures.extend(checked.errors)
+            _finish(run, target, verify)
     except BaseException as exc:
-        failures.append(("(restore)", f"{type(exc).__name__}: {exc}"))
-        _publish(plan, results, links, checked, failures, target_label, started, failed=True)
+        run.failures.append(("(restore)", f"{type(exc).__name__}: {exc}"))
+        _publish(run, failed=True)
         raise
     finally:
-        if plan is not None:
-            engine_spool.remove_run(plan.run_dir)
+        if run.plan is not None:
+            run.plan.discard()
     progress.update(1.0, force=True)
-    failed = bool(failures) and not allow_partial
-    _publish(plan, results, links, checked, failures, target_label, started, failed=failed)
+    failed = bool(run.failures) and not allow_partial
+    _publish(run, failed=failed)
     if failed:
         raise reporting.KlosetFlowError(
-            reporting.failure_message(f"restore of {path} to {target_label}", failures)
+            reporting.failure_message(f"restore of {path} to {run.target}", run.failures)
         )
     return {
-        "snapshot": plan.snapshot if plan else None,
-        "files_written": sum(r.files_written for r in results.values()),
-        "files_skipped": sum(r.files_skipped for r in results.values()),
-        "bytes_written": sum(r.bytes_written for r in results.values()),
-        "symlinks": links,
-        "files_verified": checked.files_checked if checked else 0,
-        "errors": len(failures),
+        "snapshot": run.plan.snapshot if run.plan else None,
+        "files_written": run.total("files_written"),
+        "files_skipped": run.total("files_skipped"),
+        "bytes_written": run.total("bytes_written"),
+        "symlinks": run.links,
+        "files_verified": run.checked.files_checked if run.checked else 0,
+        "errors": len(run.failures),
     }
 
 
-def _publish(
-    plan: RestorePlan | None,
-    results: dict[int, RestoreBatchResult],
-    links: int,
-    checked: Any,
-    failures: list[tuple[str, str]],
-    target: str,
-    started: float,
-    *,
-    failed: bool,
+def _plan(
+    spec: KlosetRepository,
+    snapshot: str,
+    path: str,
+    target: KoofrStorage | str,
+    spool_dir: str | None,
+    batch_bytes: int,
+    batch_files: int,
+) -> RestorePlan:
+    plan = plan_restore.with_options(tags=koofr_tags(spec, target))(
+        spec, snapshot, path, target, spool_dir, batch_bytes, batch_files
+    )
+    get_run_logger().info(
+        "restoring %d files (%s) in %d batches",
+        plan.files,
+        reporting.human_bytes(plan.bytes),
+        plan.batches,
+    )
+    return plan
+
+
+def _restore_batches(
+    run: _Restore,
+    spec: KlosetRepository,
+    target: KoofrStorage | str,
+    overwrite: bool,
+    task_runner: RunnerChoice,
+    workers: int,
+    dask_address: str | None,
+    progress: reporting.Progress,
 ) -> None:
+    """Every batch through `restore_batch`, at most `workers` in flight. A batch that failed
+    for good leaves its files missing (reported); the others are still finished."""
+    assert run.plan is not None
+    run_dir, nbatches = run.plan.run_dir, run.plan.batches
+
+    def on_result(batch: int, _stage: int, result: RestoreBatchResult) -> None:
+        run.results[batch] = result
+        progress.update(0.05 + 0.8 * len(run.results) / max(1, nbatches))
+
+    stage = (
+        restore_batch.with_options(tags=koofr_tags(spec, target)),
+        lambda b: {
+            "store": spec,
+            "run_dir": run_dir,
+            "batch": b,
+            "target": target,
+            "overwrite": overwrite,
+        },
+    )
+    with make_runner(task_runner, workers, dask_address) as runner:
+        crashed = run_batches(runner, nbatches, [stage], window=workers, on_result=on_result)
+    run.failures.extend((f"(batch {b + 1})", f"{type(e).__name__}: {e}") for b, _, e in crashed)
+    for res in run.results.values():
+        run.failures.extend(res.errors)
+
+
+def _finish(run: _Restore, target: KoofrStorage | str, verify: bool) -> None:
+    """Symlinks and directory metadata, then the read-back; only the target is touched."""
+    assert run.plan is not None
+    tags = koofr_tags(target)
+    run.links, link_errors = finish_restore.with_options(tags=tags)(run.plan.run_dir, target)
+    run.failures.extend(link_errors)
+    if verify:
+        run.checked = verify_restore.with_options(tags=tags)(run.plan.run_dir, target)
+        run.failures.extend(run.checked.errors)
+
+
+def _publish(run: _Restore, *, failed: bool) -> None:
+    plan, checked = run.plan, run.checked
     verified = "not run"
     if checked is not None:
         bad = len(checked.errors)
@@ -166,17 +198,16 @@ def _publish(
         ("Status", "FAILED" if failed else "Completed"),
         ("Snapshot", plan.snapshot if plan else "not resolved"),
         ("Path", plan.path if plan else ""),
-        ("Target", target),
+        ("Target", run.target),
         (
             "Files",
-            f"{sum(r.files_written for r in results.values())} written, "
-            f"{sum(r.files_skipped for r in results.values())} already there"
+            f"{run.total('files_written')} written, {run.total('files_skipped')} already there"
             + (f" (of {plan.files})" if plan else ""),
         ),
-        ("Bytes written", reporting.human_bytes(sum(r.bytes_written for r in results.values()))),
-        ("Symlinks", links),
-        ("Duration", f"{time.monotonic() - started:.1f} s"),
-        ("Errors", len(failures)),
+        ("Bytes written", reporting.human_bytes(run.total("bytes_written"))),
+        ("Symlinks", run.links),
+        ("Duration", f"{time.monotonic() - run.started:.1f} s"),
+        ("Errors", len(run.failures)),
         ("Verification", verified),
     ]
-    reporting.publish("restore", f"Kloset restore to {target}", rows, failures)
+    reporting.publish("restore", f"Kloset restore to {run.target}", rows, run.failures)

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from kloset.backup import spool
+from kloset import rundir
 from kloset.backup.commit import TreeWriter
 from kloset.backup.upload import upload_packs
 from kloset.errors import KlosetError
@@ -159,7 +159,7 @@ def rewrite_snapshots(
         with store_lock(repo, False, "rewrite", required=not dry_run):
             return _rewrite(repo, headers, excluder, TreeWriter(repo, run_dir), dry_run, on_result)
     finally:
-        spool.remove_run(run_dir)
+        rundir.remove_run(run_dir)
 
 
 def _rewrite(

@@ -1,37 +1,22 @@
-"""The run directory: where one backup keeps its plan, per-batch results and sealed packs.
-
-Files here are written atomically and named by batch number, so every stage can be retried
-and can run in another process (or on another Prefect worker sharing the disk).
-"""
+"""A backup's run directory (see kloset.rundir): its per-batch results, claims and sealed packs."""
 
 from __future__ import annotations
 
 import os
-import shutil
-from typing import Any
 
-import msgpack
+from kloset.rundir import batch_name, plan_path, read_msgpack, remove_run, write_msgpack
 
-
-def batch_name(batch_no: int) -> str:
-    return f"{batch_no:05d}"
-
-
-def write_msgpack(path: str, obj: Any) -> None:
-    # surrogateescape: paths that are not valid UTF-8 on disk must survive the spool unchanged.
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as fh:
-        fh.write(msgpack.packb(obj, unicode_errors="surrogateescape"))
-    os.replace(tmp, path)
-
-
-def read_msgpack(path: str) -> Any:
-    with open(path, "rb") as fh:
-        return msgpack.unpackb(fh.read(), strict_map_key=False, unicode_errors="surrogateescape")
-
-
-def plan_path(run_dir: str) -> str:
-    return os.path.join(run_dir, "plan")
+__all__ = [
+    "batch_dir",
+    "batch_name",
+    "chunks_path",
+    "claims_path",
+    "plan_path",
+    "read_msgpack",
+    "remove_run",
+    "uploaded_marker",
+    "write_msgpack",
+]
 
 
 def chunks_path(run_dir: str, batch_no: int) -> str:
@@ -50,7 +35,3 @@ def batch_dir(run_dir: str, batch_no: int) -> str:
     path = os.path.join(run_dir, f"batch-{batch_name(batch_no)}")
     os.makedirs(path, exist_ok=True)
     return path
-
-
-def remove_run(run_dir: str) -> None:
-    shutil.rmtree(run_dir, ignore_errors=True)

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from kloset.backup import spool
+from kloset import rundir
 from kloset.destination import Destination
 from kloset.errors import KlosetError
 from kloset.fetch import fetch_blobs
@@ -57,7 +57,7 @@ def restore_batch(
 ) -> RestoreBatchResult:
     """Write batch `batch_no`'s files; idempotent (identical files already there are skipped).
     `on_file(size, skipped)` follows every file: written, failed, or skipped as identical."""
-    plan = plan or spool.read_msgpack(spool.plan_path(run_dir))
+    plan = plan or rundir.read_msgpack(rundir.plan_path(run_dir))
     items = plan["items"]
     entries = [(items[i][0], Entry.from_obj(items[i][1])) for i in plan["batches"][batch_no]]
     result = RestoreBatchResult(batch_no)
@@ -107,5 +107,5 @@ def restore_batch(
                 md5s[rel] = digest or ""
             if on_file is not None:
                 on_file(size, False)
-    spool.write_msgpack(os.path.join(run_dir, f"written-{spool.batch_name(batch_no)}"), md5s)
+    rundir.write_msgpack(os.path.join(run_dir, f"written-{rundir.batch_name(batch_no)}"), md5s)
     return result

@@ -6,14 +6,14 @@ blocks its own children.
 
 from __future__ import annotations
 
-from kloset.backup import spool
+from kloset import rundir
 from kloset.destination import Destination
 from kloset.tree import Entry
 
 
 def finish_restore(run_dir: str, dest: Destination) -> tuple[int, list[tuple[str, str]]]:
     """Create symlinks, then apply directory modes and mtimes deepest first."""
-    plan = spool.read_msgpack(spool.plan_path(run_dir))
+    plan = rundir.read_msgpack(rundir.plan_path(run_dir))
     errors: list[tuple[str, str]] = []
     links = 0
     dirs: list[tuple[str, Entry]] = []

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from kloset.backup import spool
+from kloset import rundir
 from kloset.destination import Destination, LocalDestination, safe_parts
 from kloset.errors import KlosetError, UnsafePath
 from kloset.repository import Repository
@@ -37,6 +37,11 @@ class RestorePlan:
     bytes: int
     errors: list[tuple[str, str]] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)  # by --delete, target-relative
+
+    def discard(self) -> None:
+        """Remove the plan's run directory: once the restore ended, nothing reads it again
+        (a rerun plans afresh and skips what is already written)."""
+        rundir.remove_run(self.run_dir)
 
 
 def plan_restore(
@@ -109,8 +114,8 @@ def plan_restore(
     if current:
         batches.append(current)
     os.makedirs(run_dir, exist_ok=True)
-    spool.write_msgpack(
-        spool.plan_path(run_dir),
+    rundir.write_msgpack(
+        rundir.plan_path(run_dir),
         {"v": 1, "snapshot": header.id, "path": base, "items": items, "batches": batches},
     )
     return RestorePlan(

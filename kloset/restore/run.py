@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from kloset.backup import spool
+from kloset import rundir
 from kloset.destination import Destination, LocalDestination
 from kloset.gcpause import fewer_collections
 from kloset.repository import Repository
@@ -115,7 +115,7 @@ def _restore(
         dry_run=options.dry_run,
     )
     emit("planned", {"plan": plan})
-    data = spool.read_msgpack(spool.plan_path(plan.run_dir))
+    data = rundir.read_msgpack(rundir.plan_path(plan.run_dir))
     errors = list(plan.errors)
     try:
         if options.dry_run:
@@ -132,7 +132,7 @@ def _restore(
                 verified = verify_restored(plan.run_dir, dest, threads=options.threads, plan=data)
                 errors.extend(verified.errors)
     finally:
-        spool.remove_run(plan.run_dir)
+        plan.discard()
     duration = time.perf_counter() - started
     return RestoreReport(
         plan,

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from kloset.backup import spool
+from kloset import rundir
 from kloset.destination import Destination
 from kloset.errors import KlosetError
 from kloset.tree import Entry
@@ -32,7 +32,7 @@ class RestoreVerifyResult:
 
 def written_path(run_dir: str, batch_no: int) -> str:
     """Where `restore_batch` records the MD5s of the files it wrote for `batch_no`."""
-    return os.path.join(run_dir, f"written-{spool.batch_name(batch_no)}")
+    return os.path.join(run_dir, f"written-{rundir.batch_name(batch_no)}")
 
 
 def _check(dest: Destination, rel: str, entry: Entry, written_md5: str) -> tuple[int, str | None]:
@@ -64,14 +64,14 @@ def verify_restored(
     plan: dict[str, Any] | None = None,
 ) -> RestoreVerifyResult:
     """Read back the files written by `batches` (default: all) of the restore in `run_dir`."""
-    plan = plan or spool.read_msgpack(spool.plan_path(run_dir))
+    plan = plan or rundir.read_msgpack(rundir.plan_path(run_dir))
     items = plan["items"]
     todo: list[tuple[str, Entry, str]] = []
     for batch_no in range(len(plan["batches"])) if batches is None else batches:
         path = written_path(run_dir, batch_no)
         if not os.path.exists(path):
             continue  # the batch wrote nothing (or never ran): nothing of it to read back
-        written: dict[str, str] = spool.read_msgpack(path)
+        written: dict[str, str] = rundir.read_msgpack(path)
         for idx in plan["batches"][batch_no]:
             rel = items[idx][0]
             if rel in written:
