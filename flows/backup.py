@@ -1,8 +1,9 @@
 """`backup_flow`: back up a Koofr folder (or any path/URL) into a Kloset store.
 
-The flow only orchestrates: it holds the store's shared lock, runs `enumerate`, then each
-batch through `chunk` → `upload` on the chosen task runner with a bounded number of batches in
-flight, then `commit_snapshot` and `verify`, and reports. All backup logic is the engine's.
+The flow only orchestrates, in four steps that are each a small function here: plan
+(`enumerate`), the batches (each through `chunk` → `upload` on the chosen task runner, a
+bounded number in flight), commit and verify, and the report. It holds the store's shared lock
+for the whole run. All backup logic is the engine's.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from flows import reporting
 from flows.runners import RunnerChoice, make_runner, run_batches
 from kloset.backup import BackupOptions, ChunkResult, CommitResult, EnumerateResult, UploadResult
 from kloset.backup import spool as engine_spool
+from kloset.backup.plan import load_plan_cached
 from kloset_tasks import chunk, commit_snapshot, enumerate_task, upload, verify
 from kloset_tasks.spec import koofr_tags, store_session, store_spec
 
@@ -31,17 +33,25 @@ DEFAULT_BATCH_FILES = 20_000
 
 @dataclass
 class _Run:
-    """What the flow learned so far; enough to report a failure at any point."""
+    """What the flow learned so far; enough to report a failure or a cancel at any point."""
 
     source: str
     store: str
+    title: str
+    attempt: int = 1
     plan: EnumerateResult | None = None
     chunks: dict[int, ChunkResult] = field(default_factory=dict)
     uploads: dict[int, UploadResult] = field(default_factory=dict)
     commit: CommitResult | None = None
     verification: dict[str, Any] | None = None
     failures: list[tuple[str, str]] = field(default_factory=list)
+    stopped: str | None = None  # why the run stopped early, one line
     started: float = field(default_factory=time.monotonic)
+
+    def finished_batches(self) -> list[ChunkResult]:
+        """The batches whose data reached the store (chunked and uploaded): what a failed or
+        cancelled run really stored, and what the next run reuses."""
+        return [self.chunks[b] for b in sorted(self.uploads) if b in self.chunks]
 
 
 @flow(
@@ -92,11 +102,13 @@ def backup_flow(
     Returns:
         The snapshot id and its statistics.
     """
-    logger = get_run_logger()
     spec = store_spec(store)
-    run = _Run(source=block_locations.label(source), store=spec.location_label())
-    # `koofr` tags go only on tasks that talk to Koofr (see kloset_tasks.spec.koofr_tags).
-    tag_both, tag_store = koofr_tags(spec, source), koofr_tags(spec)
+    run = _Run(
+        source=block_locations.label(source),
+        store=spec.location_label(),
+        title=_short_name(source),
+        attempt=_attempt(),
+    )
     options = BackupOptions(
         tags=list(tags or []),
         excludes=list(exclude or []),
@@ -104,63 +116,45 @@ def backup_flow(
         batch_bytes=int(batch_bytes),
         batch_files=int(batch_files),
     )
-    progress = reporting.Progress(f"Backing up {run.source}")
+    progress = reporting.Progress(f"Backing up {run.title}{_attempt_label(run)}")
     try:
         with store_session(spec, "backup", create=create_store):
-            run.plan = enumerate_task.with_options(tags=tag_both)(spec, source, options, spool_dir)
-            logger.info(
-                "planned %d batches: %d of %d files to read (%s), %d unchanged",
-                run.plan.batches,
-                run.plan.files_to_read,
-                run.plan.files,
-                reporting.human_bytes(run.plan.bytes_to_read),
-                run.plan.files_reused,
-            )
+            _plan(run, spec, source, options, spool_dir)
             progress.update(0.05, force=True)
             processes = workers if chunk_processes and task_runner == "thread" else 0
-            _chunk_and_upload(
+            _back_up_batches(
                 run, spec, source, task_runner, workers, dask_address, processes, progress
             )
-            run.commit = commit_snapshot.with_options(tags=tag_store)(spec, run.plan.run_dir)
-            progress.update(0.95, force=True)
-            run.verification = verify.with_options(tags=tag_store)(
-                spec, run.commit.snapshot_id, verify_fraction
-            )
+            _commit_and_verify(run, spec, verify_fraction)
     except BaseException as exc:
-        if run.plan is not None and run.commit is None:
-            # Uploaded batches are indexed and reused by the next run; the rest is redone.
-            engine_spool.remove_run(run.plan.run_dir)
-        if not run.failures:
-            run.failures.append(("(backup)", _one_line(exc)))
-        _publish(run, failed=True)
+        _stop(run, exc)
         raise
     progress.update(1.0, force=True)
-    run.failures.extend(run.commit.errors)
-    problems = [("(verify)", e) for e in run.verification.get("errors", [])]
-    run.failures.extend(problems)
-    _publish(run, failed=bool(problems) or (bool(run.commit.errors) and not allow_partial))
-    snap = run.commit.snapshot_id[:12]
-    if problems:
-        raise reporting.KlosetFlowError(
-            reporting.failure_message(
-                f"snapshot {snap} committed but verification failed", problems
-            )
-        )
-    if run.commit.errors and not allow_partial:
-        raise reporting.KlosetFlowError(
-            reporting.failure_message(
-                f"snapshot {snap} committed without some paths", run.commit.errors
-            )
-        )
-    return {
-        "snapshot_id": run.commit.snapshot_id,
-        "stats": run.commit.stats,
-        "errors": len(run.commit.errors),
-        "verified": bool(run.verification.get("ok")),
-    }
+    return _report(run, allow_partial)
 
 
-def _chunk_and_upload(
+def _plan(
+    run: _Run,
+    spec: KlosetRepository,
+    source: KoofrStorage | str,
+    options: BackupOptions,
+    spool_dir: str | None,
+) -> None:
+    """List the source and plan its batches (`enumerate`)."""
+    run.plan = enumerate_task.with_options(tags=koofr_tags(spec, source))(
+        spec, source, options, spool_dir
+    )
+    get_run_logger().info(
+        "planned %d batches: %d of %d files to read (%s), %d unchanged",
+        run.plan.batches,
+        run.plan.files_to_read,
+        run.plan.files,
+        reporting.human_bytes(run.plan.bytes_to_read),
+        run.plan.files_reused,
+    )
+
+
+def _back_up_batches(
     run: _Run,
     spec: KlosetRepository,
     source: KoofrStorage | str,
@@ -211,10 +205,9 @@ def _chunk_and_upload(
     with make_runner(task_runner, workers, dask_address) as runner:
         failures = run_batches(runner, plan.batches, stages, window=workers, on_result=on_result)
     if failures:
-        names = ("chunk", "upload")
-        run.failures.extend(
-            (f"(batch {b + 1}: {names[s]})", _one_line(exc)) for b, s, exc in failures
-        )
+        for batch, _stage, exc in failures:
+            run.failures.extend(_batch_failures(run, batch, exc))
+        run.stopped = f"batch {failures[0][0] + 1}: {_one_line(failures[0][2])}"
         raise reporting.KlosetFlowError(
             reporting.failure_message(
                 f"backup of {run.source} stopped; the store is consistent and a rerun reuses "
@@ -224,42 +217,192 @@ def _chunk_and_upload(
         )
 
 
+def _batch_failures(run: _Run, batch: int, exc: BaseException) -> list[tuple[str, str]]:
+    """One failed-paths row per file of a batch that did not reach the store, naming the
+    cause: the file the error names gets the error, the others say their batch stopped."""
+    assert run.plan is not None
+    cause = _one_line(exc)
+    named = getattr(exc, "path", None)
+    try:
+        plan = load_plan_cached(run.plan.run_dir)
+        paths = ["/" + str(plan["items"][i][0]) for i in plan["batches"][batch]]
+    except (OSError, KeyError, IndexError, ValueError):
+        return [(str(named) if named else f"(batch {batch + 1})", cause)]
+    rows = []
+    for path in paths:
+        if named and path.lstrip("/") == str(named).lstrip("/"):
+            rows.append((path, cause))
+        else:
+            rows.append((path, f"not backed up: its batch {batch + 1} stopped: {cause}"))
+    return rows
+
+
+def _commit_and_verify(run: _Run, spec: KlosetRepository, verify_fraction: float) -> None:
+    """Write the snapshot (`commit_snapshot`), then read part of it back (`verify`)."""
+    assert run.plan is not None
+    tags = koofr_tags(spec)
+    run.commit = commit_snapshot.with_options(tags=tags)(spec, run.plan.run_dir)
+    run.verification = verify.with_options(tags=tags)(spec, run.commit.snapshot_id, verify_fraction)
+
+
+def _stop(run: _Run, exc: BaseException) -> None:
+    """The run ends early (failure, cancel, termination): tidy up and say what was stored.
+
+    Runs after the lock was released. Uploaded batches are indexed and reused by the next run;
+    the rest of the run directory is redone, so it goes.
+    """
+    if run.plan is not None and run.commit is None:
+        engine_spool.remove_run(run.plan.run_dir)
+    run.stopped = run.stopped or _one_line(exc)
+    _publish(run, _ended_as(exc))
+
+
+def _report(run: _Run, allow_partial: bool) -> dict[str, Any]:
+    """Publish the summary of a committed run; fail it when verification or paths failed."""
+    assert run.commit is not None and run.verification is not None
+    run.failures.extend(run.commit.errors)
+    problems = [("(verify)", e) for e in run.verification.get("errors", [])]
+    run.failures.extend(problems)
+    failed = bool(problems) or (bool(run.commit.errors) and not allow_partial)
+    _publish(run, "FAILED" if failed else "Completed")
+    snap = run.commit.snapshot_id[:12]
+    if problems:
+        raise reporting.KlosetFlowError(
+            reporting.failure_message(
+                f"snapshot {snap} committed but verification failed", problems
+            )
+        )
+    if run.commit.errors and not allow_partial:
+        raise reporting.KlosetFlowError(
+            reporting.failure_message(
+                f"snapshot {snap} committed without some paths", run.commit.errors
+            )
+        )
+    return {
+        "snapshot_id": run.commit.snapshot_id,
+        "stats": run.commit.stats,
+        "errors": len(run.commit.errors),
+        "verified": bool(run.verification.get("ok")),
+    }
+
+
+def _ended_as(exc: BaseException) -> str:
+    """The status a run stopped by `exc` ends with, as the summary shows it."""
+    from prefect.exceptions import TerminationSignal
+
+    if isinstance(exc, TerminationSignal | KeyboardInterrupt):
+        try:
+            from prefect._internal.control_listener import get_intent
+
+            intent = get_intent()
+        except Exception:  # noqa: BLE001 - an older Prefect: a signal is all we know
+            intent = None
+        return "CANCELLED" if intent == "cancel" else "INTERRUPTED"
+    return "FAILED"
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
-def _publish(run: _Run, *, failed: bool) -> None:
+def _attempt() -> int:
+    """Which attempt of its flow run this is (2 after one Retry or one flow-level retry)."""
+    try:
+        from prefect.runtime import flow_run
+
+        return max(1, int(flow_run.run_count or 1))
+    except Exception:  # noqa: BLE001 - outside a flow run there are no attempts
+        return 1
+
+
+def _attempt_label(run: _Run) -> str:
+    return f" (attempt {run.attempt})" if run.attempt > 1 else ""
+
+
+def _short_name(source: KoofrStorage | str) -> str:
+    """A short name for titles: the block's name, else the folder's last part (the full
+    ``koofr://user@host/...`` label is in the summary's Source row; the UI clips titles)."""
+    if isinstance(source, KoofrStorage):
+        name = getattr(source, "_block_document_name", None)
+        if name:
+            return str(name)
+        folder = source.base_folder.rstrip("/").rpartition("/")[2]
+        return folder or "Koofr root"
+    text = str(source).rstrip("/")
+    if text.startswith("@"):
+        return text
+    return text.rpartition("/")[2] or text
+
+
+def _publish(run: _Run, status: str) -> None:
+    """The summary and failed-paths artifacts of this attempt."""
+    reporting.publish(
+        "backup",
+        f"Kloset backup of {run.title}{_attempt_label(run)}",
+        [("Status", status), *_summary_rows(run)],
+        run.failures,
+        description=f"Kloset backup of {run.title}",
+        attempt=run.attempt,
+    )
+
+
+def _summary_rows(run: _Run) -> list[tuple[str, Any]]:
+    """What a run did. A committed run reports its snapshot's stats; a run that stopped early
+    reports only what its finished batches stored (the plan is not what happened)."""
     plan, commit = run.plan, run.commit
-    stats = commit.stats if commit else {}
-    logical = int(stats.get("bytes", plan.bytes_total if plan else 0))
-    added = int(stats.get("bytes_added", sum(c.stored_bytes for c in run.chunks.values())))
-    bytes_read = int(stats.get("bytes_read", sum(c.bytes_read for c in run.chunks.values())))
-    verification = run.verification or {}
-    if run.verification is None:
+    rows: list[tuple[str, Any]] = []
+    if commit is not None:
+        stats = commit.stats
+        logical, added = int(stats.get("bytes", 0)), int(stats.get("bytes_added", 0))
+        rows += [
+            ("Snapshot", commit.snapshot_id),
+            ("Source", run.source),
+            ("Store", run.store),
+            (
+                "Files",
+                f"{stats.get('files', 0)} ({stats.get('files_read', 0)} read, "
+                f"{plan.files_reused if plan else 0} unchanged)",
+            ),
+            ("Size", reporting.human_bytes(logical)),
+            ("Bytes read", reporting.human_bytes(int(stats.get("bytes_read", 0)))),
+            ("Bytes added", reporting.human_bytes(added)),
+            ("Dedup ratio", reporting.dedup_ratio(logical, added)),
+        ]
+    else:
+        done = run.finished_batches()
+        files = sum(c.files for c in done)
+        read = sum(c.bytes_read for c in done)
+        added = sum(c.stored_bytes for c in done)
+        planned = (
+            f" of {plan.files_to_read} to read ({reporting.human_bytes(plan.bytes_to_read)}) "
+            f"in {len(done)} of {plan.batches} batches"
+            if plan
+            else ""
+        )
+        rows += [
+            ("Snapshot", "none (nothing committed)"),
+            ("Source", run.source),
+            ("Store", run.store),
+            ("Stored so far", f"{files} files{planned}"),
+            ("Bytes read", reporting.human_bytes(read)),
+            ("Bytes added", reporting.human_bytes(added)),
+            ("Next run", "reuses what was stored: run the same backup again to resume"),
+        ]
+        if run.stopped:
+            rows.append(("Stopped by", run.stopped))
+    verification = run.verification
+    if verification is None:
         verified = "not run"
     elif verification.get("ok"):
         verified = f"ok ({verification.get('blobs_read', 0)} blobs read back)"
     else:
         verified = f"{len(verification.get('errors', []))} problem(s)"
-    rows = [
-        ("Status", "FAILED" if failed else "Completed"),
-        ("Snapshot", commit.snapshot_id if commit else "none (nothing committed)"),
-        ("Source", run.source),
-        ("Store", run.store),
-        (
-            "Files",
-            f"{stats.get('files', plan.files if plan else 0)} "
-            f"({plan.files_to_read if plan else 0} read, "
-            f"{plan.files_reused if plan else 0} unchanged)",
-        ),
-        ("Size", reporting.human_bytes(logical)),
-        ("Bytes read", reporting.human_bytes(bytes_read)),
-        ("Bytes added", reporting.human_bytes(added)),
-        ("Dedup ratio", reporting.dedup_ratio(logical, added)),
+    rows += [
         ("Duration", f"{time.monotonic() - run.started:.1f} s"),
         ("Errors", len(run.failures)),
         ("Verification", verified),
     ]
-    title = f"Kloset backup of {run.source}"
-    reporting.publish("backup", title, rows, run.failures)
+    if run.attempt > 1:
+        rows.append(("Attempt", run.attempt))
+    return rows

@@ -102,25 +102,29 @@ def publish(
     failures: Sequence[tuple[str, str]],
     notes: Iterable[str] = (),
     description: str | None = None,
+    attempt: int = 1,
 ) -> None:
     """Create the summary (markdown) and failed-paths (table) artifacts of one run.
 
     The table is created even when empty, so the latest version under its key always
-    describes the latest run.
+    describes the latest run. From the second `attempt` of a flow run on (a Retry), both
+    cards say which attempt they describe: one run's Artifacts tab shows every attempt's.
     """
+    label = f" (attempt {attempt})" if attempt > 1 else ""
     logger = get_run_logger()
     try:
         create_markdown_artifact(
             markdown_summary(title, rows, notes),
             key=artifact_key(kind, "summary"),
-            description=description or title,
+            description=(description or title) + label,
         )
         table = [{"path": p, "error": m} for p, m in failures[:MAX_TABLE_ROWS]]
         create_table_artifact(
             table,
             key=artifact_key(kind, "failures"),
             description=f"{len(failures)} failed path(s)"
-            + (f", first {MAX_TABLE_ROWS} shown" if len(failures) > MAX_TABLE_ROWS else ""),
+            + (f", first {MAX_TABLE_ROWS} shown" if len(failures) > MAX_TABLE_ROWS else "")
+            + label,
         )
     except Exception as exc:  # noqa: BLE001 - reporting must not hide the run's real outcome
         logger.warning("cannot create summary artifacts: %s", exc)
