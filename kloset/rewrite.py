@@ -213,14 +213,8 @@ def _new_header(
     stats.update(kept)
     stats["errors"] = max(0, int(stats.get("errors", len(old.errors))) - dropped_errors)
     stats["rewrite_removed"] = int(stats.get("rewrite_removed", 0)) + removed
-    return SnapshotHeader(
+    return old.derived(
         root=root,
-        time_ns=old.time_ns,
-        source=old.source,
-        host=old.host,
-        user=old.user,
-        tags=list(old.tags),
-        parent=old.parent,
         stats=stats,
         errors=errors,
         errors_total=max(0, old.errors_total - dropped_errors),

@@ -7,7 +7,7 @@ the keyed hash of the header plaintext, checked on every load.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import msgpack
@@ -41,6 +41,18 @@ class SnapshotHeader:
     @property
     def hex(self) -> str:
         return self.id.hex()
+
+    def derived(self, **changes: Any) -> SnapshotHeader:
+        """A new, unsaved header like this one but for `changes` (rewrite and sync make these):
+        every field not named is carried over — origin included — and the id is left for
+        `save_snapshot` to compute."""
+        copied: dict[str, Any] = {
+            "tags": list(self.tags),
+            "stats": dict(self.stats),
+            "errors": list(self.errors),
+            "origin": dict(self.origin),
+        }
+        return replace(self, **{**copied, **changes, "id": b""})
 
     def to_doc(self) -> dict[str, Any]:
         """The snapshot as JSON, the one shape of `kloset ls --json`, the web viewer's API and

@@ -168,19 +168,7 @@ def sync_snapshots(
                     mapped[header.id] = header.id
                     report.copied.append((header.hex, header.hex))
                     continue
-                new = SnapshotHeader(
-                    root=root,
-                    time_ns=header.time_ns,
-                    source=header.source,
-                    host=header.host,
-                    user=header.user,
-                    tags=list(header.tags),
-                    parent=mapped.get(header.parent or b""),
-                    stats=dict(header.stats),
-                    errors=list(header.errors),
-                    errors_total=header.errors_total,
-                    origin=dict(header.origin),
-                )
+                new = header.derived(root=root, parent=mapped.get(header.parent or b""))
                 new_id = dst.save_snapshot(new)
                 mapped[header.id] = new_id
                 report.copied.append((header.hex, new_id.hex()))

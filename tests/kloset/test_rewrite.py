@@ -111,3 +111,20 @@ def test_a_rewrite_that_would_empty_a_snapshot_is_refused(tmp_path: Path) -> Non
     assert {h.id for h in open_repo(store).list_snapshots()} == ids, "nothing was rewritten"
     res = cli("at", store, "rewrite")
     assert res.code != 0 and len(res.err_lines) == 1 and "--exclude" in res.err
+
+
+def test_rewritten_snapshots_keep_everything_but_the_removed_paths(tmp_path: Path) -> None:
+    """Tags, time, parent and the run that made the snapshot (its origin) survive a rewrite."""
+    _src, store = _store(tmp_path)
+    repo = open_repo(store)
+    newest = max(repo.list_snapshots(), key=lambda h: h.time_ns)
+    origin = {"flow_run_id": "0d9c", "deployment": "nightly-koofr-backup"}
+    repo.save_snapshot(newest.derived(origin=origin))
+    repo.delete_snapshot(newest.id)
+
+    res = cli("at", store, "rewrite", "-x", "/private", "--json")
+    assert res.code == 0, res.err
+    after = max(open_repo(store).list_snapshots(), key=lambda h: h.time_ns)
+    assert after.id != newest.id
+    assert after.origin == origin
+    assert (after.tags, after.time_ns, after.source) == (newest.tags, newest.time_ns, newest.source)

@@ -58,3 +58,29 @@ def test_the_one_json_shape_carries_the_origin() -> None:
     shape = doc.to_doc()
     assert shape["short_id"] == doc.hex[:12] and shape["time"] == "2017-07-14T02:40:00.123456789Z"
     assert shape["origin"] == ORIGIN and shape["bytes"] == 0 and shape["parent"] is None
+
+
+def test_a_derived_header_carries_every_field_over_and_shares_no_list() -> None:
+    from kloset.snapshot import SnapshotHeader
+
+    old = SnapshotHeader(
+        root=b"r" * 32,
+        source="/src",
+        tags=["a"],
+        stats={"files": 3},
+        errors=[("/x", "gone")],
+        origin={"flow_run_id": "1"},
+        id=b"i" * 32,
+    )
+    new = old.derived(root=b"n" * 32)
+    assert new.root == b"n" * 32 and new.id == b""
+    assert (new.source, new.tags, new.stats, new.errors, new.origin) == (
+        old.source,
+        old.tags,
+        old.stats,
+        old.errors,
+        old.origin,
+    )
+    new.tags.append("b")
+    new.origin["x"] = "y"
+    assert old.tags == ["a"] and old.origin == {"flow_run_id": "1"}
