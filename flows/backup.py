@@ -21,6 +21,8 @@ from flows.runners import RunnerChoice, make_runner, run_batches
 from kloset.backup import BackupOptions, ChunkResult, CommitResult, EnumerateResult, UploadResult
 from kloset.backup import spool as engine_spool
 from kloset.backup.plan import load_plan_cached
+from kloset.display import parse_size
+from kloset.throttle import limited
 from kloset_tasks import chunk, commit_snapshot, enumerate_task, upload, verify
 from kloset_tasks.spec import koofr_tags, store_session, store_spec
 
@@ -64,6 +66,9 @@ def backup_flow(
     store: KlosetRepository | str,
     tags: list[str] | None = None,
     exclude: list[str] | None = None,
+    exclude_larger_than: str | int | None = None,
+    files_from: list[str] | None = None,
+    one_file_system: bool = False,
     force_read: bool = False,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
     batch_files: int = DEFAULT_BATCH_FILES,
@@ -75,6 +80,8 @@ def backup_flow(
     spool_dir: str | None = None,
     allow_partial: bool = False,
     chunk_processes: bool = True,
+    limit_upload: int | None = None,
+    limit_download: int | None = None,
 ) -> dict[str, Any]:
     """Back up `source` into `store` and verify the new snapshot.
 
@@ -84,6 +91,9 @@ def backup_flow(
             ``KLOSET_PASSPHRASE`` on the worker).
         tags: Tags recorded in the snapshot (retention can keep tagged snapshots).
         exclude: Gitignore-style patterns of paths to leave out.
+        exclude_larger_than: Leave out files larger than this (``100M``; K, M, G, T binary).
+        files_from: Back up only these paths (relative to the source root) and what they hold.
+        one_file_system: Do not descend into other file systems (local sources only).
         force_read: Read every file even if the parent snapshot has it unchanged.
         batch_bytes: Bytes of changed files per batch (one `chunk` + one `upload` task).
         batch_files: Files per batch at most.
@@ -98,6 +108,8 @@ def backup_flow(
         allow_partial: Finish Completed even if some paths could not be read.
         chunk_processes: With the ``thread`` runner, chunk a local source in `workers` worker
             processes (threads would share the GIL); Koofr sources always use threads.
+        limit_upload: KiB/s for everything sent to a remote store, in every task process.
+        limit_download: KiB/s for everything read from a remote source or store.
 
     Returns:
         The snapshot id and its statistics.
@@ -112,13 +124,19 @@ def backup_flow(
     options = BackupOptions(
         tags=list(tags or []),
         excludes=list(exclude or []),
+        exclude_larger_than=parse_size(str(exclude_larger_than)) if exclude_larger_than else None,
+        files_from=list(files_from) if files_from else None,
+        one_file_system=one_file_system,
         force_read=force_read,
         batch_bytes=int(batch_bytes),
         batch_files=int(batch_files),
     )
     progress = reporting.Progress(f"Backing up {run.title}{_attempt_label(run)}")
     try:
-        with store_session(spec, "backup", create=create_store):
+        with (
+            limited(limit_upload, limit_download),
+            store_session(spec, "backup", create=create_store),
+        ):
             _plan(run, spec, source, options, spool_dir)
             progress.update(0.05, force=True)
             processes = workers if chunk_processes and task_runner == "thread" else 0

@@ -20,6 +20,7 @@ from flows import reporting
 from flows.runners import RunnerChoice, make_runner, run_batches
 from kloset.restore import RestoreBatchResult, RestorePlan
 from kloset.restore.verify import RestoreVerifyResult
+from kloset.throttle import limited
 from kloset_tasks import finish_restore, plan_restore, restore_batch, verify_restore
 from kloset_tasks.spec import koofr_tags, store_session, store_spec
 
@@ -61,6 +62,8 @@ def restore_flow(
     batch_files: int = 4096,
     spool_dir: str | None = None,
     allow_partial: bool = False,
+    limit_upload: int | None = None,
+    limit_download: int | None = None,
 ) -> dict[str, Any]:
     """Restore `path` of `snapshot` from `store` into `target`.
 
@@ -78,6 +81,8 @@ def restore_flow(
         batch_files: Files per `restore_batch` task at most.
         spool_dir: Local directory for the restore plan (shared, for workers on many hosts).
         allow_partial: Finish Completed even if some paths could not be restored.
+        limit_upload: KiB/s for everything written to a remote target, in every task process.
+        limit_download: KiB/s for everything read from a remote store.
 
     Returns:
         Counts of what was written, skipped and verified.
@@ -86,7 +91,7 @@ def restore_flow(
     run = _Restore(target=block_locations.label(target))
     progress = reporting.Progress(f"Restoring {path} to {run.target}")
     try:
-        with store_session(spec, "restore", required=False):
+        with limited(limit_upload, limit_download), store_session(spec, "restore", required=False):
             run.plan = _plan(spec, snapshot, path, target, spool_dir, batch_bytes, batch_files)
             run.failures.extend(run.plan.errors)
             progress.update(0.05, force=True)

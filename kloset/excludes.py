@@ -59,7 +59,8 @@ class Excluder:
 
 class ScanFilter(Excluder):
     """What a backup scan skips: exclude patterns (`--exclude`, `--exclude-file`), files larger
-    than a size (`--exclude-larger-than`), and everything not on a list (`--files-from`).
+    than a size (`--exclude-larger-than`), everything not on a list (`--files-from`), and
+    what lies on other file systems (`--one-file-system`, which a local source applies).
 
     Sources call `excluded(relpath, is_dir, size)` before descending into a folder or
     recording a file, so a skipped folder costs no listing. With a list, a folder is entered
@@ -72,10 +73,13 @@ class ScanFilter(Excluder):
         *,
         larger_than: int | None = None,
         only: list[str] | None = None,
+        one_file_system: bool = False,
     ) -> None:
         super().__init__(patterns)
         self.larger_than = larger_than
+        self.one_file_system = one_file_system
         self.only: set[str] | None = None
+        self.seen: set[str] = set()  # listed paths the scan reached
         self._leads_to: set[str] = set()
         if only is not None:
             self.only = {p.strip("/") for p in only if p.strip("/")}
@@ -95,7 +99,14 @@ class ScanFilter(Excluder):
 
     def _listed(self, relpath: str, is_dir: bool) -> bool:
         assert self.only is not None
-        if relpath in self.only or (is_dir and relpath in self._leads_to):
+        if relpath in self.only:
+            self.seen.add(relpath)
+            return True
+        if is_dir and relpath in self._leads_to:
             return True
         parts = relpath.split("/")
         return any("/".join(parts[:i]) in self.only for i in range(1, len(parts)))
+
+    def missing(self) -> list[str]:
+        """Listed paths the scan never reached: not in the source (or below an excluded folder)."""
+        return sorted(self.only - self.seen) if self.only is not None else []

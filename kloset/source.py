@@ -80,7 +80,8 @@ class LocalSource(Source):
         st = os.lstat(self.root)
         if not stat.S_ISDIR(st.st_mode):
             raise NotADirectoryError(f"{self.root} is not a directory")
-        self._device = st.st_dev if self.one_file_system else None
+        one_fs = self.one_file_system or getattr(excluder, "one_file_system", False)
+        self._device = st.st_dev if one_fs else None
         yield ScanItem("", DIR, st.st_mode, st.st_mtime_ns)
         yield from self._scan_dir("", excluder)
 

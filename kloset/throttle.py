@@ -7,13 +7,18 @@ remote store), `FsspecSource.open` (files read from a remote source) and `Fsspec
 (files written to a remote target). Local disk is never limited. A read takes its bytes once
 they have arrived and a write before it is sent, so the rate is kept on average over a few
 seconds; a single object (at most a pack, ~16 MiB) goes out at the link's own speed.
-Limits are per process: parallel Prefect or Dask workers each get the full limit.
+Limits are per process: parallel Prefect or Dask workers each get the full limit. A process
+starts with the limits in ``KLOSET_LIMIT_UPLOAD`` / ``KLOSET_LIMIT_DOWNLOAD``, which is how a
+flow's `limit_upload` / `limit_download` reach the task processes it starts (`limited`).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from kloset.errors import KlosetError
@@ -69,6 +74,47 @@ def set_limits(upload_kib: int | None = None, download_kib: int | None = None) -
     """Limit this process's network traffic, in KiB/s (None: unlimited)."""
     UPLOAD.set_rate(upload_kib * 1024 if upload_kib else None)
     DOWNLOAD.set_rate(download_kib * 1024 if download_kib else None)
+
+
+ENV_UPLOAD = "KLOSET_LIMIT_UPLOAD"
+ENV_DOWNLOAD = "KLOSET_LIMIT_DOWNLOAD"
+
+
+def _env_kib(name: str) -> int | None:
+    try:
+        return parse_kib(os.environ.get(name), name)
+    except KlosetError:
+        return None  # the CLI reads the same variables and says what is wrong with them
+
+
+@contextmanager
+def limited(upload_kib: int | None, download_kib: int | None) -> Iterator[None]:
+    """These limits for this process and for the processes it starts meanwhile (through the
+    environment: Prefect's process runner and a local Dask cluster spawn fresh interpreters);
+    the previous limits are back afterwards."""
+    upload_kib = parse_kib(upload_kib, "limit_upload")
+    download_kib = parse_kib(download_kib, "limit_download")
+    saved_env = {k: os.environ.get(k) for k in (ENV_UPLOAD, ENV_DOWNLOAD)}
+    saved_rates = (UPLOAD.rate, DOWNLOAD.rate)
+    for key, kib in ((ENV_UPLOAD, upload_kib), (ENV_DOWNLOAD, download_kib)):
+        if kib:
+            os.environ[key] = str(kib)
+        else:
+            os.environ.pop(key, None)
+    set_limits(upload_kib, download_kib)
+    try:
+        yield
+    finally:
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        UPLOAD.set_rate(saved_rates[0])
+        DOWNLOAD.set_rate(saved_rates[1])
+
+
+set_limits(_env_kib(ENV_UPLOAD), _env_kib(ENV_DOWNLOAD))
 
 
 class ThrottledReader:

@@ -19,7 +19,8 @@ from typing import Any
 from kloset import vfs
 from kloset.backup import spool
 from kloset.backup.claims import RunClaims
-from kloset.excludes import Excluder
+from kloset.errors import LocationError
+from kloset.excludes import ScanFilter
 from kloset.repository import Repository
 from kloset.snapshot import SnapshotHeader
 from kloset.source import ScanItem, Source
@@ -32,6 +33,13 @@ class BackupOptions:
 
     tags: list[str] = field(default_factory=list)
     excludes: list[str] = field(default_factory=list)
+    # --exclude-larger-than (bytes), --files-from (paths relative to the source root) and
+    # --one-file-system (local sources): the scan's other filters, see `scan_filter`.
+    exclude_larger_than: int | None = None
+    files_from: list[str] | None = None
+    one_file_system: bool = False
+    # --skip-if-unchanged: commit saves no snapshot when the tree equals the parent's.
+    skip_if_unchanged: bool = False
     force_read: bool = False
     parent: str | None = None  # snapshot ref; None = latest snapshot of the same source
     batch_bytes: int = 256 * 1024 * 1024
@@ -113,6 +121,20 @@ def find_parent(repo: Repository, source: str, parent_ref: str | None) -> Snapsh
     return None
 
 
+def scan_filter(options: BackupOptions, source: Source) -> ScanFilter:
+    """What the scan of `source` skips, from the options (one place for CLI and Prefect)."""
+    if options.one_file_system and source.local_path("") is None:
+        # restic refuses the flag where it cannot apply; silently ignoring it would back up
+        # what the user meant to leave out.
+        raise LocationError(f"--one-file-system is for local folders; {source.location} is not")
+    return ScanFilter(
+        options.excludes,
+        larger_than=options.exclude_larger_than,
+        only=options.files_from,
+        one_file_system=options.one_file_system,
+    )
+
+
 def enumerate_source(
     repo: Repository,
     source: Source,
@@ -121,6 +143,7 @@ def enumerate_source(
 ) -> EnumerateResult:
     """Scan `source`, write the plan into a fresh run directory and return its summary."""
     options = options or BackupOptions()
+    excluder = scan_filter(options, source)
     # A killed run may have uploaded packs without indexing them: index them from their own
     # headers now, so the chunk stage dedups against them instead of uploading them again.
     from kloset.repair import adopt_unindexed_packs
@@ -136,7 +159,6 @@ def enumerate_source(
         else find_parent(repo, source.location, options.parent)
     )
     lookup = ParentLookup(repo, None if options.force_read else parent)
-    excluder = Excluder(options.excludes)
 
     items: list[list[Any]] = []
     batches: list[list[int]] = []
@@ -172,6 +194,9 @@ def enumerate_source(
         else:
             counts["symlinks"] += 1
         items.append([item.relpath, meta, reuse, item.error])
+    for relpath in excluder.missing():  # restic warns about these too; the snapshot records them
+        errors += 1
+        items.append([relpath, [FILE, 0, 0, 0, None, {}], None, "in --files-from but not found"])
     if current:
         batches.append(current)
 

@@ -57,10 +57,18 @@ def at(
         help="Read the passphrase from this file (else KLOSET_PASSPHRASE, else a prompt).",
     ),
     limit_upload: str | None = typer.Option(
-        None, "--limit-upload", metavar="KIB/S", help="Limit uploads to remote locations."
+        None,
+        "--limit-upload",
+        metavar="KIB/S",
+        envvar="KLOSET_LIMIT_UPLOAD",
+        help="Limit uploads to remote locations.",
     ),
     limit_download: str | None = typer.Option(
-        None, "--limit-download", metavar="KIB/S", help="Limit downloads from remote locations."
+        None,
+        "--limit-download",
+        metavar="KIB/S",
+        envvar="KLOSET_LIMIT_DOWNLOAD",
+        help="Limit downloads from remote locations.",
     ),
 ) -> None:
     from kloset import throttle

@@ -128,8 +128,10 @@ def webdav_cmd(
         )
     # Ctrl-C (or SIGTERM) is how a server stops: not an error, whenever it comes.
     try:
-        with _reading(repo, "serve webdav"), _sigterm_interrupts(), contextlib.suppress(
-            KeyboardInterrupt
+        with (
+            _reading(repo, "serve webdav"),
+            _sigterm_interrupts(),
+            contextlib.suppress(KeyboardInterrupt),
         ):
             print(f"Kloset WebDAV for {repo.storage.location} (read-only)")
             print(f"  url       http://{shown}:{server.port}/")

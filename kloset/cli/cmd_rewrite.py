@@ -22,10 +22,12 @@ def rewrite_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """Remove paths from snapshots: new ids, old snapshots forgotten, prune reclaims the data."""
-    from kloset.cli.cmd_store import _read_exclude_file
+    from kloset.cli.cmd_backup import read_list_file
     from kloset.rewrite import RewriteResult, rewrite_snapshots
 
-    patterns = list(exclude) + (_read_exclude_file(exclude_file) if exclude_file else [])
+    patterns = list(exclude)
+    if exclude_file:
+        patterns += read_list_file(exclude_file, "exclude file")
     repo = store_ctx(ctx).open()
     chosen: dict[bytes, SnapshotHeader] = {}
     if snapshots:

@@ -1,5 +1,5 @@
-"""`kloset at STORE <verb>`: create, backup, ls, cat, find, diff, check, info, rm (restore is in
-cmd_restore).
+"""`kloset at STORE <verb>`: create, ls, cat, find, diff, check, info, rm (backup is in
+cmd_backup, restore in cmd_restore).
 
 Every verb is a thin layer over one engine function; what it adds is argument parsing and
 output. Data goes to stdout (tables, JSON, file bytes), everything else to stderr: progress
@@ -9,7 +9,6 @@ errors (the snapshot or the rest of the restore is still good), others from klos
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
@@ -19,8 +18,7 @@ from kloset import passphrase as pp
 from kloset.cli import output as o
 from kloset.cli.app import at_app, store_ctx
 from kloset.cli.progress import ProgressReporter
-from kloset.display import dedup_ratio
-from kloset.errors import KlosetError, PathNotFound, StoreExists
+from kloset.errors import PathNotFound, StoreExists
 from kloset.repository import Repository
 from kloset.snapshot import SnapshotHeader
 from kloset.vfs import SnapshotView, normalize
@@ -87,74 +85,6 @@ def create(
     )
     kind = "encrypted" if repo.config.encrypted else "unencrypted"
     o.out(f"created {kind} store {repo.config.store_id} at {storage.location}")
-
-
-# -- backup -------------------------------------------------------------------------------------
-def _read_exclude_file(path: str) -> list[str]:
-    try:
-        with open(os.path.expanduser(path), encoding="utf-8") as fh:
-            return [line.rstrip("\n") for line in fh]
-    except OSError as exc:
-        raise KlosetError(f"cannot read exclude file {path}: {exc.strerror or exc}") from exc
-
-
-@at_app.command()
-def backup(
-    ctx: typer.Context,
-    src: str = typer.Argument(
-        ..., metavar="SRC", help="Folder: path, fsspec URL or @NAME[:/path]."
-    ),
-    tag: list[str] = typer.Option([], "--tag", "-t", help="Tag the snapshot (repeatable)."),
-    exclude: list[str] = typer.Option([], "--exclude", "-x", help="Gitignore-like glob to skip."),
-    exclude_file: str | None = typer.Option(None, "--exclude-file", help="File of exclude globs."),
-    force_read: bool = typer.Option(False, "--force-read", help="Re-read unchanged files too."),
-    workers: int | None = typer.Option(
-        None, "--workers", help="Parallel chunkers (default: CPUs)."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
-) -> int:
-    """Back up a folder; unchanged files (same path, size, mtime) are not read again."""
-    from kloset.backup import BackupOptions
-    from kloset.backup.pipeline import run_backup
-    from kloset.locations import open_source
-
-    excludes = list(exclude) + (_read_exclude_file(exclude_file) if exclude_file else [])
-    repo = store_ctx(ctx).open()
-    source = open_source(src)
-    options = BackupOptions(
-        tags=list(tag),
-        excludes=excludes,
-        force_read=force_read,
-        batch_bytes=64 * 1024 * 1024,
-        batch_files=4000,
-    )
-    with ProgressReporter("backup") as bar:
-        report = run_backup(repo, source, options, workers=workers, progress=bar)
-    st = report.commit.stats
-    errors = report.commit.errors
-    _report_errors(errors)
-    summary = {
-        "snapshot": report.commit.snapshot_id,
-        "source": source.location,
-        "parent": report.plan.parent,
-        "files": st.get("files", 0),
-        "files_read": st.get("files_read", 0),
-        "files_unchanged": report.plan.files_reused,
-        "dirs": st.get("dirs", 0),
-        "symlinks": st.get("symlinks", 0),
-        "bytes": st.get("bytes", 0),
-        "bytes_read": st.get("bytes_read", 0),
-        "bytes_added": st.get("bytes_added", 0),
-        "dedup_ratio": dedup_ratio(st),
-        "errors": [{"path": p, "error": m} for p, m in errors],
-        "duration": round(report.duration, 3),
-    }
-    if as_json:
-        o.print_json(summary)
-    else:
-        o.out(o.backup_text(summary))
-        o.out(f"snapshot {report.commit.snapshot_id} created")
-    return EXIT_PARTIAL if errors else 0
 
 
 # -- ls -----------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from kloset.errors import KlosetError
 # words. Only the modules of the word being run are imported: start-up is paid on every run.
 _COMMAND_MODULES = {
     "kloset.cli.cmd_store": ("at",),
+    "kloset.cli.cmd_backup": ("at",),
     "kloset.cli.cmd_restore": ("at",),
     "kloset.cli.cmd_lifecycle": ("at",),
     "kloset.cli.cmd_ui": ("at",),

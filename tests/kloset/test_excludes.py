@@ -4,8 +4,6 @@ together with the exclude patterns, on a real local scan."""
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -53,24 +51,6 @@ def test_sizes_parse_with_binary_units_and_refuse_unknown_ones() -> None:
     for bad, message in (("10x", "unknown size unit"), ("", "bad size"), ("-1k", "bad size")):
         with pytest.raises(ValueError, match=message):
             parse_size(bad)
-
-
-@pytest.fixture
-def tmpfs_inside(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """A tmpfs mounted inside the tree: another file system, as --one-file-system must see."""
-    inner = tmp_path / "mnt"
-    inner.mkdir()
-    if shutil.which("mount") is None or os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root and mount(8)")
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "kloset-test", str(inner)],
-                         capture_output=True, timeout=10)  # fmt: skip
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.decode().strip()}")
-    try:
-        write_file(inner / "other-fs.txt", b"on the tmpfs")
-        yield inner
-    finally:
-        subprocess.run(["umount", "-l", str(inner)], capture_output=True, timeout=10)
 
 
 def test_one_file_system_keeps_mount_points_empty(tmp_path: Path, tmpfs_inside: Path) -> None:

@@ -103,3 +103,29 @@ def test_the_cli_sets_the_limits_anywhere_after_the_store(tmp_path: Path) -> Non
     finally:
         throttle.set_limits()
     assert throttle.UPLOAD.rate is None and throttle.DOWNLOAD.rate is None
+
+
+def test_limits_reach_the_processes_started_meanwhile_and_are_undone(tmp_path: Path) -> None:
+    """`limited` is how a flow's limit_upload/limit_download reach its task processes (they
+    start from the environment), and the CLI reads the same variables."""
+    import os
+    import subprocess
+    import sys
+
+    probe = "from kloset import throttle; print(throttle.UPLOAD.rate, throttle.DOWNLOAD.rate)"
+    with throttle.limited(64, None):
+        assert (throttle.UPLOAD.rate, throttle.DOWNLOAD.rate) == (64 * 1024, None)
+        child = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60
+        )
+        assert child.stdout.split() == [str(64 * 1024), "None"], child.stderr
+    assert throttle.UPLOAD.rate is None and throttle.ENV_UPLOAD not in os.environ
+    with pytest.raises(KlosetError, match="limit_download"), throttle.limited(None, "lots"):
+        pass
+    store = tmp_path / "s"
+    assert cli("at", store, "create", "--no-encryption").code == 0
+    try:
+        res = cli("at", store, "ls", env={throttle.ENV_DOWNLOAD: "32"})
+        assert res.code == 0 and throttle.DOWNLOAD.rate == 32 * 1024, res.err
+    finally:
+        throttle.set_limits()

@@ -1,0 +1,114 @@
+"""`kloset at STORE backup` options: what the scan skips (--exclude-larger-than, --files-from,
+--exclude-file, --one-file-system), checked in the snapshot the backup really made."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import fsspec
+import pytest
+from helpers import PASSPHRASE, cli, make_store, open_repo, write_file
+
+from kloset.vfs import SnapshotView
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    monkeypatch.setenv("KLOSET_PASSPHRASE", PASSPHRASE)
+    src = tmp_path / "src"
+    write_file(src / "small.txt", b"s" * 10)
+    write_file(src / "big.iso", b"b" * 5000)
+    write_file(src / "docs" / "a.txt", b"a")
+    write_file(src / "docs" / "deep" / "huge.bin", b"h" * 9000)
+    write_file(src / "photos" / "2019" / "x.jpg", b"x")
+    write_file(src / "photos" / "2020" / "y.jpg", b"y")
+    store = tmp_path / "store"
+    return src, make_store(store)
+
+
+def _backup(store: Path, src: Path | str, *args: str | Path, code: int = 0):  # type: ignore[no-untyped-def]
+    res = cli("at", store, "backup", src, *args)
+    assert res.code == code, res.err
+    return res
+
+
+def _paths(store: Path) -> set[str]:
+    repo = open_repo(store)
+    view = SnapshotView(repo, repo.resolve_snapshot("latest"))
+    return {p for p, _e in view.walk()} - {"/"}
+
+
+def test_exclude_larger_than_skips_big_files_only(world: tuple[Path, Path]) -> None:
+    src, store = world
+    _backup(store, src, "--exclude-larger-than", "4k")
+    got = _paths(store)
+    assert "/big.iso" not in got and "/docs/deep/huge.bin" not in got
+    assert {"/small.txt", "/docs/a.txt", "/docs/deep", "/photos/2019/x.jpg"} <= got
+
+
+@pytest.mark.parametrize("size", ["10x", "12 parsecs", "k"])
+def test_an_unknown_size_is_one_line_and_exit_1(world: tuple[Path, Path], size: str) -> None:
+    src, store = world
+    res = _backup(store, src, "--exclude-larger-than", size, code=1)
+    assert len(res.err_lines) == 1 and "--exclude-larger-than" in res.err, res.err
+    assert not open_repo(store).list_snapshots()
+
+
+def test_files_from_backs_up_only_the_listed_paths(
+    world: tuple[Path, Path], tmp_path: Path
+) -> None:
+    src, store = world
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"# what to keep\n\n{src}/docs/deep\nphotos/2019/x.jpg\n")
+    excludes = tmp_path / "excludes.txt"
+    excludes.write_text("# no binaries\n*.bin\n")
+    _backup(store, src, "--files-from", listing, "--exclude-file", excludes)
+    assert _paths(store) == {"/docs", "/docs/deep", "/photos", "/photos/2019", "/photos/2019/x.jpg"}
+
+
+def test_a_listed_path_that_is_missing_is_reported(
+    world: tuple[Path, Path], tmp_path: Path
+) -> None:
+    src, store = world
+    listing = tmp_path / "list.txt"
+    listing.write_text("docs/a.txt\nno/such/file\n")
+    res = _backup(store, src, "--files-from", listing, code=7)
+    assert res.err_lines == ["kloset: /no/such/file: in --files-from but not found"]
+    assert _paths(store) == {"/docs", "/docs/a.txt"}
+
+
+def test_bad_lists_are_one_line(world: tuple[Path, Path], tmp_path: Path) -> None:
+    src, store = world
+    (tmp_path / "outside.txt").write_text("/etc/passwd\n")
+    (tmp_path / "climb.txt").write_text("docs/../../x\n")
+    (tmp_path / "empty.txt").write_text("# nothing\n")
+    for name, message in (
+        ("outside.txt", "is not inside"),
+        ("climb.txt", "climbs out of the source"),
+        ("empty.txt", "lists no paths"),
+        ("missing.txt", "cannot read --files-from file"),
+    ):
+        res = _backup(store, src, "--files-from", tmp_path / name, code=1)
+        assert len(res.err_lines) == 1 and message in res.err, (name, res.err)
+    assert not open_repo(store).list_snapshots()
+
+
+def test_one_file_system_leaves_other_file_systems_out(
+    world: tuple[Path, Path], tmpfs_inside: Path
+) -> None:
+    _src, store = world
+    root = tmpfs_inside.parent  # the test's tmp_path: src, store and the tmpfs at mnt/
+    _backup(store, root, "--one-file-system", "-x", "/store")
+    got = _paths(store)
+    assert "/mnt" in got and "/src/small.txt" in got and "/mnt/other-fs.txt" not in got
+    _backup(store, root, "-x", "/store")
+    assert "/mnt/other-fs.txt" in _paths(store)
+
+
+def test_one_file_system_on_a_remote_source_is_refused(world: tuple[Path, Path]) -> None:
+    _src, store = world
+    fsspec.filesystem("memory").pipe("/ofs-src/a.txt", b"a")
+    res = _backup(store, "memory://ofs-src", "--one-file-system", code=2)
+    assert res.err_lines == [
+        "kloset: error: --one-file-system is for local folders; memory://ofs-src is not"
+    ]
