@@ -17,6 +17,7 @@ from prefect import flow, get_run_logger
 from blocks import KlosetRepository, KoofrStorage
 from blocks import locations as block_locations
 from flows import reporting
+from flows.events import BackupEvents
 from flows.runners import RunnerChoice, make_runner, run_batches
 from kloset.backup import BackupOptions, ChunkResult, CommitResult, EnumerateResult, UploadResult
 from kloset.backup import spool as engine_spool
@@ -121,6 +122,7 @@ def backup_flow(
         title=_short_name(source),
         attempt=_attempt(),
     )
+    events = BackupEvents(spec, run.source)
     options = BackupOptions(
         tags=list(tags or []),
         excludes=list(exclude or []),
@@ -143,12 +145,19 @@ def backup_flow(
             _back_up_batches(
                 run, spec, source, task_runner, workers, dask_address, processes, progress
             )
-            _commit_and_verify(run, spec, verify_fraction)
+            _commit_and_verify(run, spec, verify_fraction, events)
     except BaseException as exc:
         _stop(run, exc)
-        raise
+        events.failed(exc, *events.committed(run.commit))
+        raise reporting.with_fix(exc)  # noqa: B904 - chained in with_fix
     progress.update(1.0, force=True)
-    return _report(run, allow_partial)
+    try:
+        result = _report(run, allow_partial)
+    except reporting.KlosetFlowError as exc:
+        events.failed(exc, *events.committed(run.commit))
+        raise
+    events.completed(*events.committed(run.commit), verified=result["verified"])
+    return result
 
 
 def _plan(
@@ -255,11 +264,14 @@ def _batch_failures(run: _Run, batch: int, exc: BaseException) -> list[tuple[str
     return rows
 
 
-def _commit_and_verify(run: _Run, spec: KlosetRepository, verify_fraction: float) -> None:
+def _commit_and_verify(
+    run: _Run, spec: KlosetRepository, verify_fraction: float, events: BackupEvents
+) -> None:
     """Write the snapshot (`commit_snapshot`), then read part of it back (`verify`)."""
     assert run.plan is not None
     tags = koofr_tags(spec)
     run.commit = commit_snapshot.with_options(tags=tags)(spec, run.plan.run_dir)
+    events.snapshot_created(*events.committed(run.commit))
     run.verification = verify.with_options(tags=tags)(spec, run.commit.snapshot_id, verify_fraction)
 
 

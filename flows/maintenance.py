@@ -12,7 +12,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from blocks import KlosetRepository
-from flows import reporting
+from flows import events, reporting
 from kloset.prune import PruneOptions
 from kloset_tasks import check, prune
 from kloset_tasks.spec import forget_run, koofr_tags, store_session, store_spec
@@ -56,7 +56,8 @@ def verify_flow(
             [("Status", "FAILED"), ("Store", spec.location_label())],
             [("(check)", f"{type(exc).__name__}: {exc}")],
         )
-        raise
+        events.check_failed(spec, None, exc)
+        raise reporting.with_fix(exc)  # noqa: B904 - chained in with_fix
     failures = [
         (path, f"damaged data (snapshot {snap[:12]})")
         for snap, paths in report["affected"].items()
@@ -82,6 +83,7 @@ def verify_flow(
     notes = [f"- warning: {w}" for w in report["warnings"][:50]]
     reporting.publish("verify", f"Kloset check of {spec.location_label()}", rows, failures, notes)
     if not report["ok"]:
+        events.check_failed(spec, report, None)
         raise reporting.KlosetFlowError(
             reporting.failure_message(f"store {spec.location_label()} is damaged", failures)
         )
@@ -155,7 +157,7 @@ def prune_flow(
             [("Status", "FAILED"), ("Store", spec.location_label())],
             [("(prune)", f"{type(exc).__name__}: {exc}")],
         )
-        raise
+        raise reporting.with_fix(exc)  # noqa: B904 - chained in with_fix
     finally:
         forget_run()
     verb = "would be" if dry_run else "were"
@@ -185,4 +187,5 @@ def prune_flow(
         else []
     )
     reporting.publish("prune", f"Kloset prune of {spec.location_label()}", rows, failures, notes)
+    events.prune_completed(spec, report, dry_run)
     return report

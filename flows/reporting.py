@@ -130,6 +130,18 @@ def publish(
         logger.warning("cannot create summary artifacts: %s", exc)
 
 
+def with_fix(exc: BaseException) -> BaseException:
+    """`exc` itself, or a `KlosetFlowError` saying in one line what to fix (chained to it),
+    so a failed run's message in the UI tells the user what to change."""
+    from kloset_tasks.failures import explain, fix_for
+
+    if not isinstance(exc, Exception) or isinstance(exc, KlosetFlowError) or not fix_for(exc):
+        return exc
+    fixed = KlosetFlowError(explain(exc))
+    fixed.__cause__ = exc
+    return fixed
+
+
 def failure_message(what: str, failures: Sequence[tuple[str, str]]) -> str:
     """One message naming the first failing paths and how many there are in total."""
     shown = "; ".join(f"{p}: {m}" for p, m in failures[:MAX_MESSAGE_PATHS])

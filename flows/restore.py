@@ -16,7 +16,7 @@ from prefect import flow, get_run_logger
 
 from blocks import KlosetRepository, KoofrStorage
 from blocks import locations as block_locations
-from flows import reporting
+from flows import events, reporting
 from flows.runners import RunnerChoice, make_runner, run_batches
 from kloset.restore import RestoreBatchResult, RestorePlan
 from kloset.restore.verify import RestoreVerifyResult
@@ -102,7 +102,7 @@ def restore_flow(
     except BaseException as exc:
         run.failures.append(("(restore)", f"{type(exc).__name__}: {exc}"))
         _publish(run, failed=True)
-        raise
+        raise reporting.with_fix(exc)  # noqa: B904 - chained in with_fix
     finally:
         if run.plan is not None:
             run.plan.discard()
@@ -113,8 +113,7 @@ def restore_flow(
         raise reporting.KlosetFlowError(
             reporting.failure_message(f"restore of {path} to {run.target}", run.failures)
         )
-    return {
-        "snapshot": run.plan.snapshot if run.plan else None,
+    counts = {
         "files_written": run.total("files_written"),
         "files_skipped": run.total("files_skipped"),
         "bytes_written": run.total("bytes_written"),
@@ -122,6 +121,9 @@ def restore_flow(
         "files_verified": run.checked.files_checked if run.checked else 0,
         "errors": len(run.failures),
     }
+    if run.plan is not None:
+        events.restore_completed(spec, run.plan.snapshot, run.target, counts)
+    return {"snapshot": run.plan.snapshot if run.plan else None, **counts}
 
 
 def _plan(

@@ -12,10 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-from prefect.tasks import exponential_backoff
-
 from blocks import KlosetRepository
 from blocks import locations as block_locations
 from kloset.backup import (
@@ -33,20 +29,11 @@ from kloset.backup.plan import load_plan_cached
 from kloset.backup.procpool import chunk_batch_in_process
 from kloset.check import verify_snapshot
 from kloset.errors import StoreNotFound
-from kloset_tasks.spec import LocationParam, backup_spool_root, bulk, open_repo
-
-# Jitter spreads retries of parallel batches so they do not hit Koofr in lockstep.
-_JITTER = 0.5
+from kloset_tasks.factory import kloset_task
+from kloset_tasks.spec import LocationParam, backup_spool_root, open_repo
 
 
-@task(
-    name="enumerate",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=exponential_backoff(backoff_factor=5),
-    retry_jitter_factor=_JITTER,
-)
-@bulk
+@kloset_task("enumerate", retries=2, backoff=5)
 def enumerate_task(
     store: KlosetRepository,
     source: LocationParam,
@@ -70,14 +57,7 @@ def enumerate_task(
     return enumerate_source(repo, src, backup_spool_root(repo, spool_dir), options)
 
 
-@task(
-    name="chunk",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=exponential_backoff(backoff_factor=5),
-    retry_jitter_factor=_JITTER,
-)
-@bulk
+@kloset_task("chunk", retries=2, backoff=5)
 def chunk(
     store: KlosetRepository,
     source: LocationParam,
@@ -100,14 +80,7 @@ def chunk(
     return chunk_batch(repo, run_dir, batch, source=src, plan=load_plan_cached(run_dir))
 
 
-@task(
-    name="upload",
-    cache_policy=NO_CACHE,
-    retries=4,
-    retry_delay_seconds=exponential_backoff(backoff_factor=2),
-    retry_jitter_factor=_JITTER,
-)
-@bulk
+@kloset_task("upload", retries=4)
 def upload(store: KlosetRepository, run_dir: str, batch: int) -> UploadResult:
     """Move one batch's sealed packs from the spool into the store, then index them.
 
@@ -116,27 +89,13 @@ def upload(store: KlosetRepository, run_dir: str, batch: int) -> UploadResult:
     return engine_upload(open_repo(store), run_dir, batch)
 
 
-@task(
-    name="commit_snapshot",
-    cache_policy=NO_CACHE,
-    retries=3,
-    retry_delay_seconds=exponential_backoff(backoff_factor=2),
-    retry_jitter_factor=_JITTER,
-)
-@bulk
+@kloset_task("commit_snapshot", retries=3)
 def commit_snapshot(store: KlosetRepository, run_dir: str) -> CommitResult:
     """Write the directory trees and then the snapshot header (which makes it exist)."""
     return engine_commit(open_repo(store), run_dir)
 
 
-@task(
-    name="verify",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=exponential_backoff(backoff_factor=2),
-    retry_jitter_factor=_JITTER,
-)
-@bulk
+@kloset_task("verify", retries=2)
 def verify(
     store: KlosetRepository, snapshot: str, read_data_fraction: float = 0.0
 ) -> dict[str, Any]:

@@ -8,25 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-from prefect.tasks import exponential_backoff
-
 from blocks import KlosetRepository
 from kloset.check import check_store
 from kloset.prune import PruneOptions
 from kloset.prune import prune as engine_prune
-from kloset_tasks.spec import bulk, open_repo
+from kloset_tasks.factory import kloset_task
+from kloset_tasks.spec import open_repo
 
 
-@task(
-    name="check",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=exponential_backoff(backoff_factor=5),
-    retry_jitter_factor=0.5,
-)
-@bulk
+@kloset_task("check", retries=2, backoff=5)
 def check(
     store: KlosetRepository,
     read_data: bool = False,
@@ -39,14 +29,8 @@ def check(
     return report.to_dict()
 
 
-@task(
-    name="prune",
-    cache_policy=NO_CACHE,
-    # A prune that failed half-way left a valid store; running it again finishes the job.
-    retries=1,
-    retry_delay_seconds=60,
-)
-@bulk
+# A prune that failed half-way left a valid store; running it again finishes the job.
+@kloset_task("prune", retries=1, delay=60)
 def prune(store: KlosetRepository, options: PruneOptions) -> dict[str, Any]:
     """Forget snapshots the policy does not keep, then reclaim unused and mostly-unused packs.
 

@@ -8,27 +8,15 @@ identically is skipped, directories and links are (re)applied, verification only
 
 from __future__ import annotations
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-from prefect.tasks import exponential_backoff
-
 from blocks import KlosetRepository
 from blocks import locations as block_locations
 from kloset import restore as engine
 from kloset.restore.verify import RestoreVerifyResult, verify_restored
-from kloset_tasks.spec import LocationParam, bulk, open_repo, restore_spool_root
+from kloset_tasks.factory import kloset_task
+from kloset_tasks.spec import LocationParam, open_repo, restore_spool_root
 
-_JITTER = 0.5
 
-
-@task(
-    name="plan_restore",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=exponential_backoff(backoff_factor=2),
-    retry_jitter_factor=_JITTER,
-)
-@bulk
+@kloset_task("plan_restore", retries=2)
 def plan_restore(
     store: KlosetRepository,
     snapshot: str,
@@ -53,14 +41,7 @@ def plan_restore(
     )
 
 
-@task(
-    name="restore_batch",
-    cache_policy=NO_CACHE,
-    retries=3,
-    retry_delay_seconds=exponential_backoff(backoff_factor=2),
-    retry_jitter_factor=_JITTER,
-)
-@bulk
+@kloset_task("restore_batch", retries=3)
 def restore_batch(
     store: KlosetRepository,
     run_dir: str,
@@ -76,27 +57,13 @@ def restore_batch(
     )
 
 
-@task(
-    name="finish_restore",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=exponential_backoff(backoff_factor=2),
-    retry_jitter_factor=_JITTER,
-)
-@bulk
+@kloset_task("finish_restore", retries=2)
 def finish_restore(run_dir: str, target: LocationParam) -> tuple[int, list[tuple[str, str]]]:
     """Create symlinks and apply directory modes and mtimes, once every file is written."""
     return engine.finish_restore(run_dir, block_locations.open_destination(target))
 
 
-@task(
-    name="verify_restore",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=exponential_backoff(backoff_factor=2),
-    retry_jitter_factor=_JITTER,
-)
-@bulk
+@kloset_task("verify_restore", retries=2)
 def verify_restore(
     run_dir: str, target: LocationParam, batches: list[int] | None = None
 ) -> RestoreVerifyResult:
