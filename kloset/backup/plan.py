@@ -16,7 +16,6 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from kloset import vfs
 from kloset.backup import spool
 from kloset.backup.claims import RunClaims
 from kloset.errors import LocationError
@@ -24,7 +23,7 @@ from kloset.excludes import ScanFilter
 from kloset.repository import Repository
 from kloset.snapshot import SnapshotHeader
 from kloset.source import ScanItem, Source
-from kloset.tree import DIR, FILE, Entry
+from kloset.tree import DIR, FILE, Entry, decode_tree
 
 
 @dataclass
@@ -70,12 +69,31 @@ class EnumerateResult:
 
 
 class ParentLookup:
-    """Finds a path's entry in the parent snapshot, loading one directory at a time."""
+    """Finds a path's entry in the parent snapshot, loading one directory at a time.
+
+    Only the directories on the path of the latest lookup are kept: a scan goes depth first,
+    so a folder it has left is never asked about again, and keeping every folder it passed
+    held the whole parent snapshot as Python objects (~500 MiB for a million files). The
+    parent's trees are decoded here, past the store's tree cache: each is read once, and
+    caching them would keep up to 4,096 folders' entries alive for the rest of the run.
+    A source that lists in another order still gets right answers, only reloads.
+    """
 
     def __init__(self, repo: Repository, header: SnapshotHeader | None) -> None:
         self.repo = repo
         self.header = header
         self._dirs: dict[str, dict[str, Entry] | None] = {}
+        self._last: str | None = None
+
+    def _load(self, tree_id: bytes) -> dict[str, Entry]:
+        node = decode_tree(self.repo.read_blob(tree_id), f"tree {tree_id.hex()[:16]}")
+        if node.entries is not None:
+            return {e.name: e for e in node.entries}
+        out: dict[str, Entry] = {}
+        for _first, _count, page_id in node.pages or []:
+            page = decode_tree(self.repo.read_blob(page_id), f"tree {page_id.hex()[:16]}")
+            out.update((e.name, e) for e in page.entries or [])
+        return out
 
     def _dir(self, reldir: str) -> dict[str, Entry] | None:
         if self.header is None:
@@ -89,14 +107,21 @@ class ParentLookup:
             entries = self._dir(parent_dir)
             ent = entries.get(name) if entries else None
             tree_id = ent.subtree if ent is not None and ent.is_dir else None
-        result = None
-        if tree_id is not None:
-            result = {e.name: e for e in vfs.iter_tree(self.repo, tree_id)}
+        result = self._load(tree_id) if tree_id is not None else None
         self._dirs[reldir] = result
         return result
 
+    def _forget_all_but(self, reldir: str) -> None:
+        """Drop the folders that are neither `reldir` nor above it."""
+        keep = reldir + "/"
+        for d in [d for d in self._dirs if d and not keep.startswith(d + "/")]:
+            del self._dirs[d]
+
     def lookup(self, relpath: str) -> Entry | None:
         reldir, _, name = relpath.rpartition("/")
+        if reldir != self._last:
+            self._forget_all_but(reldir)
+            self._last = reldir
         entries = self._dir(reldir)
         return entries.get(name) if entries else None
 
