@@ -69,7 +69,19 @@ class Result:
         return [line for line in self.err.splitlines() if line.strip()]
 
     def json(self) -> Any:
-        return json.loads(self.raw)
+        return json_doc(self.out)
+
+
+def json_doc(text: str) -> Any:
+    """A verb's `--json` output: one JSON document, or for the JSON lines of a long run
+    (`backup --json`, `restore --json`) the last line, its summary."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        lines = [line for line in text.splitlines() if line.strip()]
+        doc = json.loads(lines[-1])
+        assert doc.get("message_type") == "summary", doc
+        return doc
 
 
 def cli(*argv: str | os.PathLike[str], env: dict[str, str] | None = None) -> Result:

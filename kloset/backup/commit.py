@@ -27,6 +27,7 @@ class CommitResult:
     snapshot_id: str
     stats: dict[str, Any]
     errors: list[tuple[str, str]] = field(default_factory=list)
+    skipped: bool = False  # --skip-if-unchanged: snapshot_id is the parent, nothing was saved
 
 
 class TreeWriter:
@@ -103,6 +104,20 @@ def _check_stored(
         )
 
 
+def _unchanged_parent(
+    repo: Repository, plan: dict[str, Any], root_id: bytes
+) -> SnapshotHeader | None:
+    """The parent snapshot, if the new one would equal it: same tree (equal root tree ids mean
+    equal content, names, modes and mtimes all the way down), same source and same tags."""
+    if not plan.get("parent"):
+        return None
+    parent = repo.load_snapshot(bytes(plan["parent"]))
+    tags = sorted(plan["options"].get("tags") or [])
+    if parent.root != root_id or parent.source != plan["source"] or sorted(parent.tags) != tags:
+        return None
+    return parent
+
+
 def commit_snapshot(
     repo: Repository,
     run_dir: str,
@@ -175,6 +190,12 @@ def commit_snapshot(
             children[parent].append(Entry(name, DIR, mode, mtime_ns, subtree=tree_id))
             counts["dirs"] += 1
     assert root_id is not None, "plan has no root directory"
+    if plan["options"].get("skip_if_unchanged"):
+        same = _unchanged_parent(repo, plan, root_id)
+        if same is not None:
+            if cleanup:
+                spool.remove_run(run_dir)
+            return CommitResult(same.hex, {**counts, "files_read": len(files)}, errors, True)
     tree_packs = writer.finish()
     upload_packs(repo, tree_packs)
     tree_bytes = sum(p.size for p in tree_packs)

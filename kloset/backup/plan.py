@@ -178,9 +178,10 @@ def enumerate_source(
     run_dir = os.path.join(spool_root, f"run-{started}-{os.urandom(4).hex()}")
     os.makedirs(run_dir, exist_ok=True)
     RunClaims.open_db(spool.claims_path(run_dir)).close()  # before parallel batches race for it
+    # --force-read needs no parent, unless --skip-if-unchanged compares with it at commit.
     parent = (
         None
-        if options.force_read and not options.parent
+        if options.force_read and not options.parent and not options.skip_if_unchanged
         else find_parent(repo, source.location, options.parent)
     )
     lookup = ParentLookup(repo, None if options.force_read else parent)

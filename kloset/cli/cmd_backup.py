@@ -9,15 +9,21 @@ the command line and parses sizes.
 from __future__ import annotations
 
 import os
+import time
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from kloset.cli import output as o
 from kloset.cli.app import at_app, store_ctx
 from kloset.cli.cmd_store import EXIT_PARTIAL, _report_errors
+from kloset.cli.jsonstatus import JsonStatus, backup_status
 from kloset.cli.progress import ProgressReporter
-from kloset.display import dedup_ratio, parse_size
+from kloset.display import dedup_ratio, iso_time, parse_size
 from kloset.errors import KlosetError
+
+if TYPE_CHECKING:
+    from kloset.backup.pipeline import BackupReport
 
 
 def read_list_file(path: str, what: str) -> list[str]:
@@ -89,10 +95,15 @@ def backup(
         False, "--one-file-system", help="Stay on SRC's file system (local folders)."
     ),
     force_read: bool = typer.Option(False, "--force-read", help="Re-read unchanged files too."),
+    skip_if_unchanged: bool = typer.Option(
+        False, "--skip-if-unchanged", help="No new snapshot if nothing changed since the parent."
+    ),
     workers: int | None = typer.Option(
         None, "--workers", help="Parallel chunkers (default: CPUs)."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Status lines while it runs, then a summary, as JSON."
+    ),
 ) -> int:
     """Back up a folder; unchanged files (same path, size, mtime) are not read again."""
     from kloset.backup import BackupOptions
@@ -119,33 +130,64 @@ def backup(
         files_from=only,
         one_file_system=one_file_system,
         force_read=force_read,
+        skip_if_unchanged=skip_if_unchanged,
         batch_bytes=64 * 1024 * 1024,
         batch_files=4000,
     )
-    with ProgressReporter("backup") as bar:
+    bar = JsonStatus("backup", backup_status) if as_json else ProgressReporter("backup")
+    with bar:
         report = run_backup(repo, source, options, workers=workers, progress=bar)
-    st = report.commit.stats
+    summary = _summary(report, source.location)
     errors = report.commit.errors
+    if isinstance(bar, JsonStatus):
+        for item, message in errors:
+            bar.error(item, message, "backup")
+        bar.emit(summary)
+        return EXIT_PARTIAL if errors else 0
     _report_errors(errors)
-    summary = {
+    o.out(o.backup_text(summary))
+    if report.commit.skipped:
+        o.out(f"nothing changed since snapshot {report.commit.snapshot_id}: no new snapshot")
+    else:
+        o.out(f"snapshot {report.commit.snapshot_id} created")
+    return EXIT_PARTIAL if errors else 0
+
+
+def _summary(report: BackupReport, source: str) -> dict[str, Any]:
+    """The backup's summary: the text table's numbers, and `--json`'s last line, which has
+    restic's summary fields (message_type, files_unmodified, data_added, snapshot_id, ...)
+    next to kloset's own."""
+    st = report.commit.stats
+    plan = report.plan
+    errors = report.commit.errors
+    started = int(time.time_ns() - report.duration * 1e9)
+    return {
+        "message_type": "summary",
+        "dry_run": False,
+        "skipped": report.commit.skipped,
         "snapshot": report.commit.snapshot_id,
-        "source": source.location,
-        "parent": report.plan.parent,
+        "snapshot_id": report.commit.snapshot_id,
+        "source": source,
+        "parent": plan.parent,
         "files": st.get("files", 0),
         "files_read": st.get("files_read", 0),
-        "files_unchanged": report.plan.files_reused,
+        "files_unchanged": plan.files_reused,
+        "files_unmodified": plan.files_reused,
         "dirs": st.get("dirs", 0),
         "symlinks": st.get("symlinks", 0),
         "bytes": st.get("bytes", 0),
         "bytes_read": st.get("bytes_read", 0),
         "bytes_added": st.get("bytes_added", 0),
+        "data_blobs": st.get("chunks_new", 0),
+        "tree_blobs": st.get("trees_new", 0),
+        "data_added": st.get("bytes_new", 0),
+        "data_added_packed": st.get("bytes_added", 0),
+        "total_files_processed": st.get("files", 0),
+        "total_bytes_processed": st.get("bytes", 0),
         "dedup_ratio": dedup_ratio(st),
         "errors": [{"path": p, "error": m} for p, m in errors],
         "duration": round(report.duration, 3),
+        "total_duration": round(report.duration, 3),
+        "backup_start": iso_time(started),
+        "backup_end": iso_time(time.time_ns()),
     }
-    if as_json:
-        o.print_json(summary)
-    else:
-        o.out(o.backup_text(summary))
-        o.out(f"snapshot {report.commit.snapshot_id} created")
-    return EXIT_PARTIAL if errors else 0

@@ -84,6 +84,7 @@ def prune(
     packs, and mostly unused ones by repacking). Without --keep-* only unused data goes."""
     from kloset.prune import PruneOptions
     from kloset.prune import prune as run_prune
+
     options = PruneOptions.from_params(
         keep_last=keep_last,
         keep_hourly=keep_hourly,

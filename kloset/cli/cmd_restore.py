@@ -11,23 +11,6 @@ from kloset.cli.cmd_store import EXIT_PARTIAL, _report_errors, _resolve
 from kloset.cli.progress import ProgressReporter
 
 
-def _status_fields(bar: ProgressReporter) -> dict[str, object]:
-    """restic's restore status fields, from the progress counters."""
-    from kloset.cli.jsonstatus import JsonStatus
-
-    assert isinstance(bar, JsonStatus)
-    return {
-        "percent_done": bar.percent_done(),
-        "total_files": bar.files_total or 0,
-        "files_restored": bar.files_done - bar.files_skipped,
-        "files_skipped": bar.files_skipped,
-        "files_deleted": bar.files_deleted,
-        "total_bytes": bar.bytes_total or 0,
-        "bytes_restored": bar.bytes_done - bar.bytes_skipped,
-        "bytes_skipped": bar.bytes_skipped,
-    }
-
-
 @at_app.command()
 def restore(
     ctx: typer.Context,
@@ -51,7 +34,7 @@ def restore(
     as_json: bool = typer.Option(False, "--json", help="Status and summary as JSON lines."),
 ) -> int:
     """Restore a snapshot (or a path in it) into a folder; identical files are skipped."""
-    from kloset.cli.jsonstatus import JsonStatus
+    from kloset.cli.jsonstatus import JsonStatus, restore_status
     from kloset.locations import open_destination
     from kloset.restore import run_restore
     from kloset.restore.select import Selection
@@ -60,7 +43,7 @@ def restore(
     header, path = _resolve(repo, target)
     dest = open_destination(to, create=not dry_run)
     select = Selection(list(include), list(exclude))
-    bar = JsonStatus("restore", _status_fields) if as_json else ProgressReporter("restore")
+    bar = JsonStatus("restore", restore_status) if as_json else ProgressReporter("restore")
     with bar:
         rep = run_restore(
             repo,

@@ -5,7 +5,8 @@ stdout gets one `{"message_type": "status", …}` line about once a second while
 (and one with the final counts), then a `{"message_type": "summary", …}` line; per-file problems are
 `{"message_type": "error", "error": {"message": …}, "during": …, "item": PATH}` lines on
 stderr. The counters are the progress bar's (`ProgressReporter`, fed by the same engine
-events), only printed instead of drawn.
+events), only printed instead of drawn. The field names of each verb's lines live here, so
+backup and restore speak one dialect.
 """
 
 from __future__ import annotations
@@ -92,3 +93,40 @@ class JsonStatus(ProgressReporter):
             doc = {"message_type": "error", "error": {"message": message}, "during": during}
             sys.stderr.write(json_line({**doc, "item": item}) + "\n")
             sys.stderr.flush()
+
+
+def restore_status(bar: JsonStatus) -> dict[str, Any]:
+    """restic's restore status fields, from the progress counters."""
+    return {
+        "percent_done": bar.percent_done(),
+        "total_files": bar.files_total or 0,
+        "files_restored": bar.files_done - bar.files_skipped,
+        "files_skipped": bar.files_skipped,
+        "files_deleted": bar.files_deleted,
+        "total_bytes": bar.bytes_total or 0,
+        "bytes_restored": bar.bytes_done - bar.bytes_skipped,
+        "bytes_skipped": bar.bytes_skipped,
+    }
+
+
+def backup_status(bar: JsonStatus) -> dict[str, Any]:
+    """restic's backup status fields. Like restic's, the totals cover the whole source and
+    files unchanged since the parent snapshot count as done (they need no reading)."""
+    plan = bar.plan
+    files_total = int(getattr(plan, "files", 0))
+    bytes_total = int(getattr(plan, "bytes_total", 0))
+    unchanged_bytes = bytes_total - int(getattr(plan, "bytes_to_read", 0))
+    files_done = int(getattr(plan, "files_reused", 0)) + bar.files_done
+    bytes_done = unchanged_bytes + bar.bytes_done
+    doc: dict[str, Any] = {
+        "percent_done": round(min(1.0, bytes_done / bytes_total), 4) if bytes_total else 0.0,
+        "total_files": files_total,
+        "files_done": min(files_done, files_total),
+        "total_bytes": bytes_total,
+        "bytes_done": min(bytes_done, bytes_total),
+        "error_count": int(getattr(plan, "errors", 0)) + bar.errors,
+    }
+    rate = bar.bytes_done / bar.elapsed if bar.elapsed > 0 else 0.0
+    if plan is not None and rate > 0:
+        doc["seconds_remaining"] = int(max(0, bytes_total - bytes_done) / rate)
+    return doc

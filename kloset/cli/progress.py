@@ -42,6 +42,8 @@ class ProgressReporter:
         self.files_skipped = 0  # restore: files already there and identical
         self.bytes_skipped = 0
         self.files_deleted = 0  # restore --delete
+        self.errors = 0  # backup: files a batch could not read
+        self.plan: Any = None  # what the "planned" event said
 
     def __enter__(self) -> ProgressReporter:
         if self.enabled:
@@ -88,7 +90,7 @@ class ProgressReporter:
     def _apply(self, event: str, data: dict[str, Any]) -> str | None:
         """Update counters from one event; returns a new label when the phase changes."""
         if event == "planned":
-            plan = data.get("plan")
+            plan = self.plan = data.get("plan")
             if self.kind == "backup":
                 self.bytes_total = int(getattr(plan, "bytes_to_read", 0))
                 self.files_total = int(getattr(plan, "files_to_read", 0))
@@ -106,6 +108,7 @@ class ProgressReporter:
                 getattr(res, "errors", []) or []
             )
             self.files_done = max(self.files_done, self._files_from_batches)
+            self.errors += len(getattr(res, "errors", []) or [])
         elif event == "file":
             self.bytes_done += int(data.get("bytes", 0))
             self.files_done += 1

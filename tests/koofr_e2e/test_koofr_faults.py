@@ -13,6 +13,7 @@ import random
 from pathlib import Path
 
 import pytest
+from helpers import json_doc
 
 from koofr_emulator import FaultRule
 from koofr_emulator.sample import write_file
@@ -73,7 +74,7 @@ def test_backup_and_restore_survive_flaky_koofr(world: KoofrWorld) -> None:
     world.ok("at", "store", "create", *FAST_KDF)
 
     flaky(world)
-    summary = json.loads(world.ok("at", "store", "backup", "--json", "@koofr:/flaky"))
+    summary = json_doc(world.ok("at", "store", "backup", "--json", "@koofr:/flaky"))
     assert summary["errors"] == [] and summary["files"] == len(files)
     out = world.ok("at", "store", "restore", "-to", "@koofr:/flaky-restored", "latest")
     assert f"restored {len(files)} files" in out and ", 0 errors" in out
@@ -96,7 +97,7 @@ def test_permanent_failure_of_source_or_destination(world: KoofrWorld) -> None:
     files = seed_tree(world, "src", count=12)
     setup_remotes(world)
     world.ok("at", "store", "create", *FAST_KDF)
-    good = json.loads(world.ok("at", "store", "backup", "--json", "@koofr:/src"))
+    good = json_doc(world.ok("at", "store", "backup", "--json", "@koofr:/src"))
     write_file(world.emu.store, "/src/d0/f000.bin", b"changed since", BASE_MS + 5)
 
     # Koofr answers 503 to everything about the source: nothing to back up, one line.
@@ -139,7 +140,7 @@ def test_permanent_failure_of_store_on_koofr(world: KoofrWorld) -> None:
     first = {"a.txt": (b"first version\n", BASE_MS), "b.bin": (random.randbytes(300_000), BASE_MS)}
     write_local(data, first)
     world.ok("at", store, "create", *FAST_KDF)
-    good = json.loads(world.ok("at", store, "backup", "--json", "data"))
+    good = json_doc(world.ok("at", store, "backup", "--json", "data"))
 
     # New data cannot be uploaded: packs fail permanently mid-run, after the lock was taken.
     (data / "c.bin").write_bytes(random.randbytes(200_000))

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import json_doc
 
 from kloset.locations import open_storage
 from kloset.repository import Repository
@@ -108,11 +109,11 @@ def test_rclone_and_kloset_on_the_team_mount(business: KoofrWorld) -> None:
         ["Finance/q1.csv", "Projects/Design/logo.svg", *(f"incoming/{r}" for r in files)]
     )
     world.import_remote("source", "team")  # the imported remote carries the mountid
-    summary = json.loads(world.ok("at", "store", "backup", "--json", "@team"))
+    summary = json_doc(world.ok("at", "store", "backup", "--json", "@team"))
     assert summary["errors"] == [] and summary["files"] == 5
     world.ok("at", "store", "restore", "-to", "out", "latest:/incoming")
     assert_same_files(src, world.tmp / "out")
-    by_name = json.loads(world.ok("at", "store", "backup", "--json", "@koofr/Acme Team"))
+    by_name = json_doc(world.ok("at", "store", "backup", "--json", "@koofr/Acme Team"))
     assert by_name["files"] == 5  # the same mount, named instead of imported with its id
     world.ok("at", "store", "restore", "-to", "@koofr/acme team:/restored", "latest")
     world.rclone("check", "team:incoming", "team:restored/incoming")
@@ -124,7 +125,7 @@ def test_rclone_and_kloset_on_the_team_mount(business: KoofrWorld) -> None:
 
 def test_read_only_offline_and_missing_mounts(business: KoofrWorld) -> None:
     world, emu = business, business.emu
-    snap = json.loads(world.ok("at", "store", "backup", "--json", "@koofr/Recipes"))["snapshot"]
+    snap = json_doc(world.ok("at", "store", "backup", "--json", "@koofr/Recipes"))["snapshot"]
     assert set(snapshot_files(world, snap)) == {"soup.txt"}  # a read-only share backs up
     emu.reset_counters()
     res = world.kloset("at", "store", "restore", "-to", "@koofr/Recipes:/back", snap)
@@ -148,9 +149,11 @@ def test_all_mounts_back_up_once_and_say_what_they_skip(business: KoofrWorld) ->
     world = business
     res = world.kloset("at", "store", "backup", "--json", "@koofr/*")
     assert res.returncode == 7, res.stderr  # the offline mount is an error, not a silent gap
-    line = one_error_line(res.stderr)
-    assert line.startswith("kloset: /OneDrive: cannot list directory:") and "offline" in line
-    summary = json.loads(res.stdout)
+    error = json.loads(one_error_line(res.stderr))  # --json: restic's error lines on stderr
+    message = error["error"]["message"]
+    assert error["item"] == "/OneDrive" and error["during"] == "backup"
+    assert message.startswith("cannot list directory:") and "offline" in message
+    summary = json_doc(res.stdout)
     files = snapshot_files(world, summary["snapshot"])
     # The shared-out folder and the team folder shared again are backed up once, inside the
     # mounts that hold them; the read-only share and the connected cloud are there too.
@@ -186,7 +189,7 @@ def test_a_connected_cloud_keeps_listing_mtimes_and_is_not_told_any(business: Ko
     assert "0 differences found" in check.stderr and "3 hashes could not be checked" in check.stderr
     # A backup of the connected cloud keeps the times Koofr lists (its own, not the originals).
     listed_ms = emu.device_store("dropbox").info("/Camera/img.heic").modified
-    snap = json.loads(world.ok("at", "store", "backup", "--json", "@koofr/Dropbox:/Camera"))
+    snap = json_doc(world.ok("at", "store", "backup", "--json", "@koofr/Dropbox:/Camera"))
     assert snapshot_files(world, snap["snapshot"])["img.heic"].mtime_ns == listed_ms * 1_000_000
     restored = emu.device_store("dropbox").list("/restored")
     assert all(e.modified // 1000 != BASE_MS // 1000 for e in restored if not e.is_dir)

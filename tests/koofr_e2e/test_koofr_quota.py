@@ -3,13 +3,13 @@ prune says that what it deletes waits in Koofr's trash (which the emulator count
 
 from __future__ import annotations
 
-import json
 import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import json_doc
 
 from koofr_emulator.sample import write_file
 
@@ -76,7 +76,7 @@ def test_prune_on_a_koofr_store_points_at_the_trash(small: KoofrWorld) -> None:
     data.mkdir()
     (data / "big.bin").write_bytes(os.urandom(MiB))
     world.ok("at", store, "create", *FAST_KDF)
-    first = json.loads(world.ok("at", store, "backup", "--json", "data"))["snapshot"]
+    first = json_doc(world.ok("at", store, "backup", "--json", "data"))["snapshot"]
     (data / "big.bin").write_bytes(os.urandom(MiB))
     world.ok("at", store, "backup", "data")
     world.ok("at", store, "rm", first)

@@ -6,7 +6,6 @@ store and restores it to local disk and to another Koofr folder; rclone then jud
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
@@ -14,6 +13,7 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+from helpers import json_doc
 
 from kloset.locations import open_storage
 from kloset.repository import Repository
@@ -100,7 +100,7 @@ def test_backup_from_koofr_restore_local_and_to_koofr(
     world.import_remote("source", "koofr-up", via="show", alias="koofr")
     world.import_remote("destination", "koofr-up", via="dump", alias="kdest")
     world.ok("at", "store", "create", *FAST_KDF)
-    summary = json.loads(world.ok("at", "store", "backup", "--json", "@koofr:/tree"))
+    summary = json_doc(world.ok("at", "store", "backup", "--json", "@koofr:/tree"))
     assert summary["files"] == len(files) and summary["errors"] == []
     assert summary["source"] == "@koofr:/tree"
 
@@ -163,7 +163,7 @@ def test_incremental_backup_downloads_nothing(world: KoofrWorld) -> None:
     world.ok("at", "store", "create", *FAST_KDF)
 
     started = time.perf_counter()
-    first = json.loads(world.ok("at", "store", "backup", "--json", "@koofr:/many"))
+    first = json_doc(world.ok("at", "store", "backup", "--json", "@koofr:/many"))
     first_s = time.perf_counter() - started
     assert (first["files"], first["files_read"]) == (2000, 2000)
     assert world.emu.counters["files/get"] == 2000  # one streamed GET per file, no temp copies
@@ -172,7 +172,7 @@ def test_incremental_backup_downloads_nothing(world: KoofrWorld) -> None:
 
     world.emu.reset_counters()
     started = time.perf_counter()
-    second = json.loads(world.ok("at", "store", "backup", "--json", "@koofr:/many"))
+    second = json_doc(world.ok("at", "store", "backup", "--json", "@koofr:/many"))
     second_s = time.perf_counter() - started
     counters = world.emu.counters
     assert counters["files/get"] == 0
@@ -183,7 +183,7 @@ def test_incremental_backup_downloads_nothing(world: KoofrWorld) -> None:
     assert counters["files/info"] <= 3
     assert snapshot_md5s(world) == md5s
     world.emu.reset_counters()  # without the tree listing: one files/list per folder
-    again = json.loads(world.ok("at", "store", "backup", "--json", "@koofr:/many", **NO_TREE))
+    again = json_doc(world.ok("at", "store", "backup", "--json", "@koofr:/many", **NO_TREE))
     assert (again["files_read"], world.emu.counters["files/list"]) == (0, 21)
 
     # Same size and same mtime but new content: only Koofr's MD5 can tell, and it does.
@@ -191,7 +191,7 @@ def test_incremental_backup_downloads_nothing(world: KoofrWorld) -> None:
     new = bytes(b ^ 0xFF for b in files[changed])
     write_file(world.emu.store, f"/many/{changed}", new, 1_700_000_000_000 + 7)
     world.emu.reset_counters()
-    third = json.loads(world.ok("at", "store", "backup", "--json", "@koofr:/many"))
+    third = json_doc(world.ok("at", "store", "backup", "--json", "@koofr:/many"))
     assert world.emu.counters["files/get"] == 1 and third["files_read"] == 1
     assert snapshot_md5s(world)[changed] == md5_hex(new)
     print(f"\n2000-file Koofr tree: first backup {first_s:.1f} s, unchanged {second_s:.1f} s")

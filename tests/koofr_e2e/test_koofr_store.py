@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 
 import pytest
+from helpers import json_doc
 
 from .conftest import FAST_KDF, KoofrWorld, assert_same_files, needs_rclone
 
@@ -50,10 +51,10 @@ def test_store_on_koofr_every_verb(world: KoofrWorld) -> None:
     again = world.kloset("at", STORE, "create", *FAST_KDF)
     assert again.returncode == 2 and "already" in again.stderr  # never clobbers a store
 
-    first = json.loads(world.ok("at", STORE, "backup", "--json", "--tag", "one", "data"))
+    first = json_doc(world.ok("at", STORE, "backup", "--json", "--tag", "one", "data"))
     (data / "docs" / "readme.md").write_bytes(b"# changed\n")
     (data / "new.txt").write_bytes(b"added later\n")
-    second = json.loads(world.ok("at", STORE, "backup", "--json", "data"))
+    second = json_doc(world.ok("at", STORE, "backup", "--json", "data"))
     assert second["parent"] == first["snapshot"] and second["files_read"] == 2
 
     snaps = json.loads(world.ok("at", STORE, "ls", "--json"))

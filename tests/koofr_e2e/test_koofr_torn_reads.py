@@ -12,6 +12,7 @@ import json
 import random
 
 import pytest
+from helpers import json_doc
 
 from koofr_emulator import FaultRule
 from koofr_emulator.sample import write_file
@@ -50,7 +51,7 @@ def test_a_torn_read_is_read_again(world: KoofrWorld) -> None:
     emu.add_fault(FaultRule(kind="corrupt", count=1, path_regex="small-a"))
     emu.add_fault(FaultRule(kind="corrupt", count=1, path_regex="large"))
     emu.add_fault(FaultRule(kind="truncate", count=1, path_regex="small-b"))
-    summary = json.loads(world.ok("at", "store", "backup", "--json", "@koofr:/src"))
+    summary = json_doc(world.ok("at", "store", "backup", "--json", "@koofr:/src"))
     assert [r["fired"] for r in emu.fault_rules] == [1, 1, 1]
     assert summary["errors"] == [] and summary["files"] == 3
     assert restored(world, summary["snapshot"], "out") == files
@@ -62,15 +63,17 @@ def test_a_file_torn_twice_is_a_snapshot_error(world: KoofrWorld) -> None:
     world.downloads.clear()
     res = world.kloset("at", "store", "backup", "--json", "@koofr:/src")
     assert res.returncode == 7, res.stderr
-    line = one_error_line(res.stderr)
-    assert line.startswith("kloset: /large.bin: cannot read: @koofr:/src/large.bin: read "), line
+    error = json.loads(one_error_line(res.stderr))  # --json: restic's error lines on stderr
+    line = error["error"]["message"]
+    assert error["item"] == "/large.bin", error
+    assert line.startswith("cannot read: @koofr:/src/large.bin: read "), line
     assert "but the listing says 9437201 bytes with MD5" in line and "read twice" in line, line
     # Read exactly twice (each a stream of ranged GETs from byte 0), then given up.
     gets = world.downloads.entries
     starts = [d for d in gets if "large" in d.path and (d.range or "").startswith("bytes=0-")]
     assert len(starts) == 2, gets
-    summary = json.loads(res.stdout)
-    assert summary["errors"] == [{"path": "/large.bin", "error": line.split(": ", 2)[2]}]
+    summary = json_doc(res.stdout)
+    assert summary["errors"] == [{"path": "/large.bin", "error": line}]
     # The snapshot holds the good files and no torn copy of the bad one.
     world.emu.clear_faults()
     got = restored(world, summary["snapshot"], "out")

@@ -1,14 +1,18 @@
 """`kloset at STORE backup` options: what the scan skips (--exclude-larger-than, --files-from,
---exclude-file, --one-file-system), checked in the snapshot the backup really made."""
+--exclude-file, --one-file-system), checked in the snapshot the backup really made, and
+--skip-if-unchanged and --json."""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import fsspec
 import pytest
-from helpers import PASSPHRASE, cli, make_store, open_repo, write_file
+from helpers import PASSPHRASE, cli, json_doc, make_store, open_repo, write_file
 
+from kloset.cli import jsonstatus
 from kloset.vfs import SnapshotView
 
 
@@ -112,3 +116,53 @@ def test_one_file_system_on_a_remote_source_is_refused(world: tuple[Path, Path])
     assert res.err_lines == [
         "kloset: error: --one-file-system is for local folders; memory://ofs-src is not"
     ]
+
+
+def test_json_prints_status_lines_then_a_summary(
+    world: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src, store = world
+    monkeypatch.setattr(jsonstatus, "INTERVAL", 0.01)
+    first = [json.loads(line) for line in _backup(store, src, "--json").out.splitlines()]
+    kinds = [line["message_type"] for line in first]
+    assert kinds[-1] == "summary" and set(kinds[:-1]) == {"status"} and len(kinds) >= 2
+    status, summary = first[-2], first[-1]
+    assert status["percent_done"] == 1.0 and status["files_done"] == status["total_files"] == 6
+    assert status["bytes_done"] == status["total_bytes"] == 14_013 and status["error_count"] == 0
+    assert summary["files"] == summary["total_files_processed"] == 6
+    assert summary["snapshot_id"] == summary["snapshot"] and summary["dry_run"] is False
+    assert summary["skipped"] is False and summary["files_unmodified"] == 0
+    write_file(src / "new.txt", b"new")
+    listing = src.parent / "list.txt"
+    listing.write_text("\n".join([*(p.name for p in src.iterdir()), "nope"]))
+    second = _backup(store, src, "--json", "--files-from", listing, code=7)
+    status = json.loads(second.out.splitlines()[-2])
+    # Unchanged files count as done, as in restic's status lines.
+    assert status["total_files"] == 7 and status["files_done"] == 7 and status["error_count"] == 1
+    error = json.loads(second.err)  # restic's error lines, on stderr
+    assert error == {
+        "message_type": "error",
+        "error": {"message": "in --files-from but not found"},
+        "during": "backup",
+        "item": "/nope",
+    }
+    assert json_doc(second.out)["files_unmodified"] == 6
+
+
+def test_skip_if_unchanged_makes_no_snapshot_when_nothing_changed(
+    world: tuple[Path, Path],
+) -> None:
+    src, store = world
+    first = json_doc(_backup(store, src, "--json").out)["snapshot"]
+    res = _backup(store, src, "--skip-if-unchanged")
+    assert res.out.splitlines()[-1] == (f"nothing changed since snapshot {first}: no new snapshot")
+    doc = json_doc(_backup(store, src, "--skip-if-unchanged", "--json", "--force-read").out)
+    assert doc["skipped"] is True and doc["snapshot"] == first
+    assert len(open_repo(store).list_snapshots()) == 1
+    # Another tag, a changed mtime or a new file each make a new snapshot.
+    tagged = json_doc(_backup(store, src, "--skip-if-unchanged", "--json", "-t", "x").out)
+    assert tagged["skipped"] is False and tagged["snapshot"] != first
+    os.utime(src / "small.txt", ns=(1, 1))
+    touched = json_doc(_backup(store, src, "--skip-if-unchanged", "-t", "x", "--json").out)
+    assert touched["skipped"] is False
+    assert len(open_repo(store).list_snapshots()) == 3
