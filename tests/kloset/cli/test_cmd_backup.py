@@ -159,6 +159,7 @@ def test_skip_if_unchanged_makes_no_snapshot_when_nothing_changed(
     doc = json_doc(_backup(store, src, "--skip-if-unchanged", "--json", "--force-read").out)
     assert doc["skipped"] is True and doc["snapshot"] == first
     assert len(open_repo(store).list_snapshots()) == 1
+    assert not [p for p in (store / "runs").rglob("*") if p.is_file()], "a run left journals"
     # Another tag, a changed mtime or a new file each make a new snapshot.
     tagged = json_doc(_backup(store, src, "--skip-if-unchanged", "--json", "-t", "x").out)
     assert tagged["skipped"] is False and tagged["snapshot"] != first
