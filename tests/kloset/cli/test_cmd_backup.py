@@ -167,3 +167,15 @@ def test_skip_if_unchanged_makes_no_snapshot_when_nothing_changed(
     touched = json_doc(_backup(store, src, "--skip-if-unchanged", "-t", "x", "--json").out)
     assert touched["skipped"] is False
     assert len(open_repo(store).list_snapshots()) == 3
+
+
+def test_files_from_on_a_remote_source_is_relative_to_it(
+    world: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _src, store = world
+    mem = fsspec.filesystem("memory")
+    for name in ("keep/a.txt", "keep/b.txt", "drop/c.txt"):
+        mem.pipe(f"/ff-src/{name}", b"x")
+    (tmp_path / "list.txt").write_text("/keep/a.txt\n")
+    _backup(store, "memory://ff-src", "--files-from", tmp_path / "list.txt")
+    assert _paths(store) == {"/keep", "/keep/a.txt"}
