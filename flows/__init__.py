@@ -7,5 +7,6 @@ target as a `KoofrStorage` block or a location string (path, fsspec URL, ``@NAME
 from flows.backup import backup_flow
 from flows.maintenance import prune_flow, verify_flow
 from flows.restore import restore_flow
+from flows.sync import sync_flow
 
-__all__ = ["backup_flow", "prune_flow", "restore_flow", "verify_flow"]
+__all__ = ["backup_flow", "prune_flow", "restore_flow", "sync_flow", "verify_flow"]

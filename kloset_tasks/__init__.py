@@ -2,13 +2,14 @@
 
 Backup: `enumerate_task` (shown as ``enumerate``), `chunk`, `upload`, `commit_snapshot`,
 `verify`. Restore: `plan_restore`, `restore_batch`, `finish_restore`, `verify_restore`.
-Maintenance: `check`, `prune`. Each opens the store itself from a `KlosetRepository` block (the
-store spec), so it runs the same on a thread, a process or a Dask worker.
+Maintenance: `check`, `prune`, `sync`. Each opens the store itself from a `KlosetRepository`
+block (the store spec), so it runs the same on a thread, a process or a Dask worker.
 """
 
 from kloset_tasks.backup import chunk, commit_snapshot, enumerate_task, upload, verify
 from kloset_tasks.maintenance import check, prune
 from kloset_tasks.restore import finish_restore, plan_restore, restore_batch, verify_restore
+from kloset_tasks.sync import sync
 
 __all__ = [
     "check",
@@ -19,6 +20,7 @@ __all__ = [
     "plan_restore",
     "prune",
     "restore_batch",
+    "sync",
     "upload",
     "verify",
     "verify_restore",

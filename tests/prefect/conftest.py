@@ -242,3 +242,45 @@ def koofr_files(fs: Any, base: str) -> dict[str, bytes]:
         if info.get("type") != "directory":
             out[str(name).strip("/")[len(base) :].lstrip("/")] = bytes(fs.cat_file(name))
     return out
+
+
+@dataclass
+class Deployed:
+    """prefect.yaml deployed to the session server, with the blocks it names."""
+
+    vault: Any
+    offsite: Any
+    store_path: Path
+
+
+@pytest.fixture(scope="session")
+def deployed(
+    prefect_server: PrefectServer,
+    prefect_harness: None,
+    process_worker: Process,  # it creates the work pool the deployments name
+    prefect_project: Path,
+    credentials: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Deployed:
+    """The nightly backup with its verify and off-site triggers, deployed as docs/PREFECT.md
+    says: register the blocks, save the ones prefect.yaml names, `prefect deploy`, then
+    (item 5 adds the block-id step)."""
+    from blocks import KlosetRepository, KoofrStorage
+
+    out = prefect_server.cli("block", "register", "-m", "blocks", cwd=prefect_project)
+    assert "registered 3 blocks" in out
+    store_path = tmp_path_factory.mktemp("deployed") / "vault"
+    KoofrStorage(credentials=credentials, base_folder="Corpus").save("photos", overwrite=True)
+    vault = KlosetRepository(location=str(store_path), passphrase=SecretStr(PASSPHRASE))
+    vault.save("vault", overwrite=True)
+    vault.create_repository()
+    offsite = KlosetRepository(
+        location=KoofrStorage(credentials=credentials, base_folder="offsite-deployed"),
+        passphrase=SecretStr("off-site passphrase"),
+    )
+    offsite.save("offsite", overwrite=True)
+    names = ("nightly-koofr-backup", "verify-new-snapshot", "offsite-sync")
+    prefect_server.cli(
+        "--no-prompt", "deploy", *[a for n in names for a in ("--name", n)], cwd=prefect_project
+    )
+    return Deployed(vault=vault, offsite=offsite, store_path=store_path)

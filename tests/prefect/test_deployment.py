@@ -1,44 +1,53 @@
-"""End to end through a real Prefect server: register blocks, deploy from prefect.yaml, run the
-nightly backup deployment on a process worker, read its state and summary back from the API."""
+"""End to end through a real Prefect server: deploy prefect.yaml, run the nightly backup on a
+process worker, read its state and summary back, and see its triggers verify and sync it."""
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
-from tests.prefect.conftest import PASSPHRASE, PrefectServer
+from tests.prefect.conftest import Deployed
+from tests.prefect.feed import wait_for
+
+
+def _runs_of(deployment: str) -> list[Any]:
+    """Flow runs of deployment ``FLOW/NAME``, newest first."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    async def read() -> list[Any]:
+        async with get_client() as client:
+            return await client.read_flow_runs(
+                deployment_filter=DeploymentFilter(
+                    name=DeploymentFilterName(any_=[deployment.split("/")[1]])
+                ),
+                sort=FlowRunSort.START_TIME_DESC,
+            )
+
+    return asyncio.run(read())
+
+
+def finished_runs(deployment: str, count: int = 1, timeout: float = 180) -> list[Any]:
+    """Wait until `deployment` has `count` runs in a final state; returns them."""
+
+    def probe() -> list[Any]:
+        runs = _runs_of(deployment)
+        done = [r for r in runs if r.state is not None and r.state.is_final()]
+        return done if len(done) >= count else []
+
+    return wait_for(probe, f"{count} finished run(s) of {deployment}", timeout, interval=1.0)
 
 
 @pytest.mark.slow
-def test_deploy_and_run_nightly_backup_on_a_process_worker(
-    prefect_server: PrefectServer,
-    process_worker: Any,
-    prefect_harness: None,
-    prefect_project: Path,
-    credentials: Any,
-    tmp_path: Path,
+def test_nightly_backup_on_a_process_worker_triggers_verify_and_offsite_sync(
+    deployed: Deployed, process_worker: Any, koofr_fs: Any
 ) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
     from prefect.deployments import run_deployment
-
-    from blocks import KlosetRepository, KoofrStorage
-
-    out = prefect_server.cli("block", "register", "-m", "blocks", cwd=prefect_project)
-    assert "registered 3 blocks" in out
-    store_path = tmp_path / "vault"
-    # The names prefect.yaml refers to: the blocks are all there is to configure.
-    KoofrStorage(credentials=credentials, base_folder="Corpus").save("photos", overwrite=True)
-    vault = KlosetRepository(location=str(store_path), passphrase=SecretStr(PASSPHRASE))
-    vault.save("vault", overwrite=True)
-    vault.create_repository()
-    prefect_server.cli(
-        "--no-prompt", "deploy", "--name", "nightly-koofr-backup", cwd=prefect_project
-    )
 
     # The session's worker picks the run up (it polls every second).
     flow_run = run_deployment("kloset-backup/nightly-koofr-backup", timeout=240)
@@ -56,15 +65,24 @@ def test_deploy_and_run_nightly_backup_on_a_process_worker(
         f"{flow_run.state}\n{process_worker.log_tail()}"
     )
     # Blocks travel as references; no secret is stored with the run.
-    assert flow_run.parameters["store"] == {
-        "$ref": {"block_document_slug": "kloset-repository/vault"}
-    }
-    (snapshot,) = vault.list_snapshots()
+    assert "$ref" in flow_run.parameters["store"]
+    snapshot = deployed.vault.list_snapshots()[-1]
     assert snapshot["files"] == 13 and snapshot["tags"] == ["nightly"]
     summary = next(a for a in found if a.type == "markdown")
     assert summary.key == "kloset-backup-nightly-koofr-backup-summary"
     assert snapshot["id"] in summary.data and "| **Status** | Completed |" in summary.data
     assert {a.type for a in found} >= {"markdown", "table", "progress"}
+
+    # kloset.snapshot.created of this run starts both triggered deployments, with its id.
+    (verified,) = finished_runs("kloset-verify/verify-new-snapshot")
+    assert verified.state.is_completed(), f"{verified.state}\n{process_worker.log_tail()}"
+    assert verified.parameters["snapshots"] == [snapshot["id"]]
+    (synced,) = finished_runs("kloset-sync/offsite-sync")
+    assert synced.state.is_completed(), f"{synced.state}\n{process_worker.log_tail()}"
+    assert synced.parameters["snapshots"] == [snapshot["id"]]
+    # The off-site store was created with the same keys: the snapshot keeps its id there.
+    assert [s["id"] for s in deployed.offsite.list_snapshots()] == [snapshot["id"]]
+    assert koofr_fs.exists("offsite-deployed/CONFIG")
 
 
 def test_serve_style_deployment_keeps_block_references(prefect_harness: None) -> None:
