@@ -19,19 +19,19 @@ from blocks import locations as block_locations
 from flows import reporting
 from flows.events import BackupEvents
 from flows.runners import RunnerChoice, make_runner, run_batches
-from kloset.backup import BackupOptions, ChunkResult, CommitResult, EnumerateResult, UploadResult
+from kloset.backup import BackupOptions, BatchResult, CommitResult, EnumerateResult
 from kloset.backup import spool as engine_spool
-from kloset.backup.plan import load_plan_cached
+from kloset.backup.options import TASK_BATCH_BYTES, TASK_BATCH_FILES
+from kloset.backup.plan import load_batches, load_plan_cached
 from kloset.display import parse_size
 from kloset.throttle import limited
-from kloset_tasks import chunk, commit_snapshot, enumerate_task, upload, verify
+from kloset_tasks import backup_batch, commit_snapshot, enumerate_task, verify
 from kloset_tasks.spec import koofr_tags, store_session, store_spec
 
-MIB = 1024 * 1024
 # A batch must take seconds, not milliseconds: Prefect's per-task cost (~40 ms of state
-# changes on a SQLite server) then stays far below 5% of the run.
-DEFAULT_BATCH_BYTES = 256 * MIB
-DEFAULT_BATCH_FILES = 20_000
+# changes on a SQLite server) then stays far below 5% of the run (kloset.backup.options).
+DEFAULT_BATCH_BYTES = TASK_BATCH_BYTES
+DEFAULT_BATCH_FILES = TASK_BATCH_FILES
 
 
 @dataclass
@@ -43,15 +43,15 @@ class _Run:
     title: str
     attempt: int = 1
     plan: EnumerateResult | None = None
-    chunks: dict[int, ChunkResult] = field(default_factory=dict)
-    uploads: dict[int, UploadResult] = field(default_factory=dict)
+    chunks: dict[int, BatchResult] = field(default_factory=dict)
+    uploads: dict[int, BatchResult] = field(default_factory=dict)
     commit: CommitResult | None = None
     verification: dict[str, Any] | None = None
     failures: list[tuple[str, str]] = field(default_factory=list)
     stopped: str | None = None  # why the run stopped early, one line
     started: float = field(default_factory=time.monotonic)
 
-    def finished_batches(self) -> list[ChunkResult]:
+    def finished_batches(self) -> list[BatchResult]:
         """The batches whose data reached the store (chunked and uploaded): what a failed or
         cancelled run really stored, and what the next run reuses."""
         return [self.chunks[b] for b in sorted(self.uploads) if b in self.chunks]
@@ -197,37 +197,33 @@ def _back_up_batches(
     if not plan.batches:
         return
     logger = get_run_logger()
-    chunk_t = chunk.with_options(tags=koofr_tags(spec, source))  # reads source, indexes store
-    upload_t = upload.with_options(tags=koofr_tags(spec))
+    batch_t = backup_batch.with_options(tags=koofr_tags(spec, source))
+    items = load_batches(plan.run_dir)
 
     def on_result(batch: int, stage: int, result: Any) -> None:
-        if stage == 0:
-            run.chunks[batch] = result
-            logger.info(
-                "batch %d/%d chunked: %d files, %s read, %s new",
-                batch + 1,
-                plan.batches,
-                result.files,
-                reporting.human_bytes(result.bytes_read),
-                reporting.human_bytes(result.new_bytes),
-            )
-        else:
-            run.uploads[batch] = result
-        done = len(run.chunks) + len(run.uploads)
-        progress.update(0.05 + 0.85 * done / (2 * plan.batches))
+        run.chunks[batch] = run.uploads[batch] = result
+        logger.info(
+            "batch %d/%d stored: %d files, %s read, %s new",
+            batch + 1,
+            plan.batches,
+            result.files,
+            reporting.human_bytes(result.bytes_read),
+            reporting.human_bytes(result.new_bytes),
+        )
+        progress.update(0.05 + 0.85 * len(run.uploads) / plan.batches)
 
     stages = [
         (
-            chunk_t,
+            batch_t,
             lambda b: {
                 "store": spec,
                 "source": source,
-                "run_dir": plan.run_dir,
+                "run": plan.run,
                 "batch": b,
+                "items": items[b],
                 "processes": 0 if dask_address else processes,
             },
         ),
-        (upload_t, lambda b: {"store": spec, "run_dir": plan.run_dir, "batch": b}),
     ]
     with make_runner(task_runner, workers, dask_address) as runner:
         failures = run_batches(runner, plan.batches, stages, window=workers, on_result=on_result)

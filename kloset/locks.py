@@ -111,6 +111,26 @@ class LockInfo:
         return f"{self.operation or '?'} ({self.kind}) by {self.host} pid {self.pid} since {since}"
 
 
+# Locks this process holds, newest last: a backup puts its lock's id into its run id.
+_held: list[StoreLock] = []
+_held_lock = threading.Lock()
+
+
+def held_lock_id(repo: Repository) -> str | None:
+    """Id of the newest lock this process holds on `repo`'s store, if any."""
+    with _held_lock:
+        for lock in reversed(_held):
+            if lock.repo.storage.location == repo.storage.location:
+                return lock.info.id
+    return None
+
+
+def held_locks() -> list[StoreLock]:
+    """Every lock this process holds (an interrupt releases them before exiting)."""
+    with _held_lock:
+        return list(_held)
+
+
 def _boot_id() -> str:
     return _read_text("/proc/sys/kernel/random/boot_id")
 
@@ -210,6 +230,8 @@ class StoreLock:
             pause = min(pause * 2, 2.0)
         self._thread = threading.Thread(target=self._refresher, name="kloset-lock", daemon=True)
         self._thread.start()
+        with _held_lock:
+            _held.append(self)
 
     def _refresher(self) -> None:
         while not self._stop.wait(self.refresh):
@@ -229,6 +251,9 @@ class StoreLock:
             )
 
     def release(self) -> None:
+        with _held_lock:
+            if self in _held:
+                _held.remove(self)
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)

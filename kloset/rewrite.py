@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from kloset import rundir
 from kloset.backup.commit import TreeWriter
-from kloset.backup.upload import upload_packs
+from kloset.backup.sink import store_packs
 from kloset.errors import KlosetError
 from kloset.excludes import Excluder
 from kloset.repository import Repository, default_spool_dir
@@ -188,7 +188,7 @@ def _rewrite(
             )
         planned.append((result, _new_header(header, root, kept, excluder, len(removed))))
     if not dry_run:
-        upload_packs(repo, writer.finish())  # trees first, then their index
+        store_packs(repo, writer.finish())  # trees first, then their index
     renamed: dict[bytes, bytes] = {}
     for result, new in planned:
         if new is not None and not dry_run:

@@ -1,11 +1,11 @@
-"""Backup tasks: `enumerate`, `chunk`, `upload`, `commit_snapshot` and `verify`.
+"""Backup tasks: `enumerate`, `backup_batch`, `commit_snapshot` and `verify`.
 
 Each is a thin wrapper over one engine stage (`kloset.backup`), so the CLI and Prefect run the
-same code. Inputs are a store spec, a location and a run directory on local disk; outputs are
-the engine's small result dataclasses. No file bytes or file lists ever pass through Prefect:
-the plan and the sealed packs stay in the run directory, and every stage is safe to retry
-(chunk redoes its batch, upload skips packs the store already has, commit only writes the
-snapshot header last).
+same code. Inputs are a store spec, a location, the run (`RunRef`) and a batch's items; outputs
+are the engine's small result dataclasses. No file bytes pass through Prefect: a batch puts its
+packs, their index and its journal straight into the store, so it can run on any machine that
+sees the source and the store, and every stage is safe to retry (a batch skips packs the store
+has, commit only writes the snapshot header last).
 """
 
 from __future__ import annotations
@@ -14,19 +14,18 @@ from typing import Any
 
 from blocks import KlosetRepository
 from blocks import locations as block_locations
+from kloset import workers as engine_workers
 from kloset.backup import (
     BackupOptions,
-    ChunkResult,
+    BatchResult,
     CommitResult,
     EnumerateResult,
-    UploadResult,
-    chunk_batch,
+    RunRef,
+    back_up_batch,
     enumerate_source,
 )
 from kloset.backup import commit_snapshot as engine_commit
-from kloset.backup import upload_batch as engine_upload
-from kloset.backup.plan import load_plan_cached
-from kloset.backup.procpool import chunk_batch_in_process
+from kloset.backup.batch import BatchItem, batch_job, ship
 from kloset.check import verify_snapshot
 from kloset.errors import StoreNotFound
 from kloset_tasks.factory import kloset_task
@@ -57,36 +56,32 @@ def enumerate_task(
     return enumerate_source(repo, src, backup_spool_root(repo, spool_dir), options)
 
 
-@kloset_task("chunk", retries=2, backoff=5)
-def chunk(
+@kloset_task("backup_batch", retries=2, backoff=5)
+def backup_batch(
     store: KlosetRepository,
     source: LocationParam,
-    run_dir: str,
+    run: RunRef,
     batch: int,
+    items: list[BatchItem],
     processes: int = 0,
-) -> ChunkResult:
-    """Read one batch from the source, cut it with FastCDC and seal new chunks into packs.
+) -> BatchResult:
+    """Read one batch from the source, chunk it, and put its new data into the store.
 
-    Chunks the store already indexes (including batches other workers uploaded meanwhile) are
-    dropped; the rest are compressed, encrypted and sealed into packs in the run directory.
-    Unreadable files are reported in the result, not raised: one bad file must not fail the
-    batch. A retry redoes the batch from scratch. With `processes`, a local source is chunked
-    in one of that many worker processes (CPU-bound work that threads would serialise).
+    Chunks the store already indexes (including batches other workers stored meanwhile) are
+    dropped; the rest are compressed, encrypted and sealed into packs that go straight into the
+    store, then their index and the batch's journal. Unreadable files are reported in the
+    result, not raised: one bad file must not fail the batch. A retry redoes the batch; what
+    the store already has is not sent again. With `processes`, a local source is chunked in one
+    of that many worker processes (CPU-bound work that threads would serialise).
     """
     src = block_locations.open_source(source)
     if processes > 0 and src.local_path("") is not None:
-        return chunk_batch_in_process(open_repo(store), run_dir, batch, src, processes)
+        pool = engine_workers.shared_pool(processes, preload="kloset.backup.batch")
+        shipped = ship(open_repo(store))
+        result: BatchResult = pool.run(batch_job, shipped, src, run, batch, items)
+        return result
     repo = open_repo(store, refresh=True)
-    return chunk_batch(repo, run_dir, batch, source=src, plan=load_plan_cached(run_dir))
-
-
-@kloset_task("upload", retries=4)
-def upload(store: KlosetRepository, run_dir: str, batch: int) -> UploadResult:
-    """Move one batch's sealed packs from the spool into the store, then index them.
-
-    Never touches the source: a retry resends only packs the store does not have yet.
-    """
-    return engine_upload(open_repo(store), run_dir, batch)
+    return back_up_batch(repo, src, run, batch, items)
 
 
 @kloset_task("commit_snapshot", retries=3)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kloset.backup.commit import TreeWriter
-from kloset.backup.upload import upload_packs
+from kloset.backup.sink import store_packs
 from kloset.config import CONFIG_NAME, StoreConfig
 from kloset.crypto import KdfParams
 from kloset.locations import open_storage
@@ -289,5 +289,5 @@ def craft_snapshot(repo: Repository, spec: Spec, spool: Path, *, source: str = "
     packs = ([data.seal()] if len(data) else []) + trees.finish()
     if not len(data):
         data.abort()
-    upload_packs(repo, packs)
+    store_packs(repo, packs)
     return repo.save_snapshot(SnapshotHeader(root=root, source=source)).hex()

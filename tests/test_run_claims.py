@@ -1,6 +1,6 @@
 """Run-wide chunk claims: batches of one backup run in parallel (Prefect's chunk tasks, in
 threads or processes) store each new chunk once, and a claimed chunk never goes missing.
-Also the worker processes Prefect's thread runner chunks local sources in."""
+Also the worker processes batches of local sources run in."""
 
 from __future__ import annotations
 
@@ -17,19 +17,17 @@ from pathlib import Path
 
 import pytest
 
-from kloset.backup import procpool, spool
-from kloset.backup.chunk import chunk_batch
+from kloset.backup.batch import back_up_batch, batch_job, ship
 from kloset.backup.claims import RunClaims
 from kloset.backup.commit import commit_snapshot
-from kloset.backup.plan import BackupOptions, enumerate_source
-from kloset.backup.procpool import chunk_batch_in_process
-from kloset.backup.upload import upload_batch
+from kloset.backup.plan import BackupOptions, enumerate_source, load_batches
 from kloset.config import ChunkerParams
 from kloset.crypto import KdfParams
 from kloset.errors import KlosetError
 from kloset.locations import open_destination, open_source, open_storage
 from kloset.repository import Repository
 from kloset.restore import run_restore
+from kloset.workers import WorkerDied, WorkerPool
 
 CHUNKER = ChunkerParams(min_size=16 * 1024, avg_size=32 * 1024, max_size=128 * 1024)
 
@@ -136,112 +134,102 @@ def make_source(root: Path) -> None:
         (root / name / "own.txt").write_text(f"only in {name}\n" * 100)
 
 
-def test_parallel_batches_store_shared_content_once(repo: Repository, tmp_path: Path) -> None:
+def _plan(repo: Repository, tmp_path: Path, opts: BackupOptions | None = None):
     src_dir = tmp_path / "src"
-    make_source(src_dir)
+    if not src_dir.exists():
+        make_source(src_dir)
     src = open_source(str(src_dir))
-    opts = BackupOptions(batch_bytes=3 * 1024 * 1024, batch_files=2)
+    opts = opts or BackupOptions(batch_bytes=3 * 1024 * 1024, batch_files=2)
     plan = enumerate_source(repo, src, str(tmp_path / "spool"), opts)
-    assert plan.batches >= 4
-    with ThreadPoolExecutor(4) as pool:  # like Prefect's thread runner: no claims passed in
-        results = list(pool.map(lambda b: chunk_batch(repo, plan.run_dir, b), range(plan.batches)))
-    new_bytes = sum(r.new_bytes for r in results)
-    assert 3 * 1024 * 1024 <= new_bytes < 3.1 * 1024 * 1024, new_bytes  # one copy, not four
-    for b in range(plan.batches):
-        upload_batch(repo, plan.run_dir, b)
-    snap = commit_snapshot(repo, plan.run_dir).snapshot_id
-    report = run_restore(
-        repo, repo.resolve_snapshot(snap), "/", open_destination(str(tmp_path / "r"))
-    )
-    assert not report.errors
+    return src_dir, src, plan, load_batches(plan.run_dir)
+
+
+def _restores(repo: Repository, snap: str, src_dir: Path, target: Path) -> None:
+    header = repo.resolve_snapshot(snap)
+    assert not run_restore(repo, header, "/", open_destination(str(target))).errors
     for name in ("a", "b", "c", "d"):
         for f in ("copy.bin", "own.txt"):
-            assert (tmp_path / "r" / name / f).read_bytes() == (src_dir / name / f).read_bytes()
+            assert (target / name / f).read_bytes() == (src_dir / name / f).read_bytes()
+
+
+def test_parallel_batches_store_shared_content_once(repo: Repository, tmp_path: Path) -> None:
+    src_dir, src, plan, batches = _plan(repo, tmp_path)
+    assert plan.batches >= 4
+    with ThreadPoolExecutor(4) as pool:  # like Prefect's thread runner: no claims passed in
+        results = list(
+            pool.map(
+                lambda b: back_up_batch(repo, src, plan.run, b, batches[b]), range(plan.batches)
+            )
+        )
+    new_bytes = sum(r.new_bytes for r in results)
+    assert 3 * 1024 * 1024 <= new_bytes < 3.1 * 1024 * 1024, new_bytes  # one copy, not four
+    snap = commit_snapshot(repo, plan.run_dir).snapshot_id
+    _restores(repo, snap, src_dir, tmp_path / "r")
+
+
+class _LostClaims:
+    """Claims as a batch sees them when another batch won every chunk and then never stored
+    them (it failed on a file it had read before)."""
+
+    def claim(self, ids: list[bytes]) -> list[bool]:
+        return [False] * len(ids)
 
 
 def test_a_claimed_but_unstored_chunk_fails_the_commit(repo: Repository, tmp_path: Path) -> None:
-    """A batch skips chunks another batch claimed; if that batch's successful attempt did not
-    store them after all, commit refuses instead of writing an unrestorable snapshot."""
-    src_dir = tmp_path / "src"
-    make_source(src_dir)
-    src = open_source(str(src_dir))
-    opts = BackupOptions(batch_bytes=3 * 1024 * 1024, batch_files=2)
-    plan = enumerate_source(repo, src, str(tmp_path / "spool"), opts)
-    assert chunk_batch(repo, plan.run_dir, 0).new_chunks
-    # Hand every claim of batch 0 to a batch that will never store it, then retry batch 0.
-    with sqlite3.connect(spool.claims_path(plan.run_dir)) as db:
-        assert db.execute("UPDATE claims SET owner = 99 WHERE owner = 0").rowcount > 0
+    """A batch skips chunks another batch claimed; if that batch did not store them after all,
+    commit refuses instead of writing an unrestorable snapshot."""
+    src_dir, src, plan, batches = _plan(repo, tmp_path)
+    last = plan.batches - 1  # d/own.txt: content no other batch has
     for b in range(plan.batches):
-        chunk_batch(repo, plan.run_dir, b)
-    for b in range(plan.batches):
-        upload_batch(repo, plan.run_dir, b)
+        claims = _LostClaims() if b == last else None
+        back_up_batch(repo, src, plan.run, b, batches[b], claims=claims)
     with pytest.raises(KlosetError, match="nothing was committed; run the backup again"):
         commit_snapshot(repo, plan.run_dir)
     assert repo.list_snapshots() == []
     # The next run stores what was missing and commits.
-    again = enumerate_source(repo, src, str(tmp_path / "spool"), opts)
+    _src_dir, _src, again, batches = _plan(repo, tmp_path)
     for b in range(again.batches):
-        chunk_batch(repo, again.run_dir, b)
-        upload_batch(repo, again.run_dir, b)
-    snap = commit_snapshot(repo, again.run_dir).snapshot_id
-    target = tmp_path / "r"
-    header = repo.resolve_snapshot(snap)
-    assert not run_restore(repo, header, "/", open_destination(str(target))).errors
-    assert (target / "a" / "copy.bin").read_bytes() == (src_dir / "a" / "copy.bin").read_bytes()
+        back_up_batch(repo, src, again.run, b, batches[b])
+    _restores(repo, commit_snapshot(repo, again.run_dir).snapshot_id, src_dir, tmp_path / "r")
 
 
-def test_batches_chunked_in_worker_processes(repo: Repository, tmp_path: Path) -> None:
-    """What Prefect's thread runner uses for local sources: each batch is chunked in a worker
-    process (not this one), shared content is still stored once, and the snapshot restores."""
-    src_dir = tmp_path / "src"
-    make_source(src_dir)
-    src = open_source(str(src_dir))
-    opts = BackupOptions(batch_bytes=3 * 1024 * 1024, batch_files=2)
-    plan = enumerate_source(repo, src, str(tmp_path / "spool"), opts)
+def test_batches_run_in_worker_processes(repo: Repository, tmp_path: Path) -> None:
+    """What the CLI and Prefect's thread runner use for local sources: each batch runs in a
+    worker process (not this one), shared content is still stored once, and it restores."""
+    src_dir, src, plan, batches = _plan(repo, tmp_path)
+    with WorkerPool(2) as workers, ThreadPoolExecutor(2) as pool:
 
-    def one(b: int) -> int:
-        return chunk_batch_in_process(repo, plan.run_dir, b, src, 2).new_bytes
+        def one(b: int) -> int:
+            return workers.run(batch_job, ship(repo), src, plan.run, b, batches[b]).new_bytes
 
-    with ThreadPoolExecutor(2) as pool:
         new_bytes = sum(pool.map(one, range(plan.batches)))
     assert 3 * 1024 * 1024 <= new_bytes < 3.1 * 1024 * 1024, new_bytes
-    for b in range(plan.batches):
-        upload_batch(repo, plan.run_dir, b)
-    snap = commit_snapshot(repo, plan.run_dir).snapshot_id
-    out = open_destination(str(tmp_path / "r"))
-    assert not run_restore(repo, repo.resolve_snapshot(snap), "/", out).errors
-    assert (tmp_path / "r" / "d" / "copy.bin").read_bytes() == (
-        src_dir / "d" / "copy.bin"
-    ).read_bytes()
+    _restores(repo, commit_snapshot(repo, plan.run_dir).snapshot_id, src_dir, tmp_path / "r")
 
 
 def test_a_killed_worker_process_fails_one_batch_clearly(repo: Repository, tmp_path: Path) -> None:
-    src_dir = tmp_path / "src"
-    make_source(src_dir)
-    src = open_source(str(src_dir))
-    plan = enumerate_source(repo, src, str(tmp_path / "spool"), BackupOptions())
-    assert chunk_batch_in_process(repo, plan.run_dir, 0, src, 1).files == 8
-    # A file that became a FIFO: the worker blocks opening it, and is killed right there.
-    (src_dir / "a" / "own.txt").unlink()
-    os.mkfifo(src_dir / "a" / "own.txt")
-    killer = threading.Thread(target=_kill_busy_worker)
-    killer.start()
-    with pytest.raises(KlosetError, match="process chunking batch 0 died"):
-        chunk_batch_in_process(repo, plan.run_dir, 0, src, 1)
-    killer.join()
-    (src_dir / "a" / "own.txt").unlink()
-    (src_dir / "a" / "own.txt").write_text("only in a\n" * 100)
-    assert chunk_batch_in_process(repo, plan.run_dir, 0, src, 1).files == 8  # a fresh worker
-    procpool.shutdown()
+    src_dir, src, plan, batches = _plan(repo, tmp_path, BackupOptions())
+    with WorkerPool(1) as workers:
+        assert workers.run(batch_job, ship(repo), src, plan.run, 0, batches[0]).files == 8
+        # A file that became a FIFO: the worker blocks opening it, and is killed right there.
+        (src_dir / "a" / "own.txt").unlink()
+        os.mkfifo(src_dir / "a" / "own.txt")
+        killer = threading.Thread(target=_kill_busy_worker, args=(workers,))
+        killer.start()
+        with pytest.raises(WorkerDied, match="died"):
+            workers.run(batch_job, ship(repo), src, plan.run, 0, batches[0])
+        killer.join()
+        (src_dir / "a" / "own.txt").unlink()
+        (src_dir / "a" / "own.txt").write_text("only in a\n" * 100)
+        # a fresh worker
+        assert workers.run(batch_job, ship(repo), src, plan.run, 0, batches[0]).files == 8
 
 
-def _kill_busy_worker() -> None:
+def _kill_busy_worker(workers: WorkerPool) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        with procpool._idle_lock:
-            busy = list(procpool._busy)
-        if busy:
-            time.sleep(0.3)  # let it reach the FIFO
-            os.kill(busy[0].pid, signal.SIGKILL)
+        if workers.pids:
+            time.sleep(0.5)  # let it reach the FIFO
+            os.kill(workers.pids[0], signal.SIGKILL)
             return
         time.sleep(0.01)

@@ -19,32 +19,13 @@ class Claims(Protocol):
         ...
 
 
-class LocalClaims:
-    """Claims shared by threads of one process."""
-
-    def __init__(self) -> None:
-        self._seen: set[bytes] = set()
-        self._lock = threading.Lock()
-
-    def claim(self, ids: list[bytes]) -> list[bool]:
-        out = []
-        with self._lock:
-            for bid in ids:
-                if bid in self._seen:
-                    out.append(False)
-                else:
-                    self._seen.add(bid)
-                    out.append(True)
-        return out
-
-
 _IN_PROCESS = threading.Lock()
 
 
 class RunClaims:
-    """Claims shared by every batch of one backup run, whatever runs them: threads, processes
-    or Dask workers of one machine (Prefect's chunk tasks). They live in an SQLite file in the
-    run dir, so they last exactly as long as the run's plan.
+    """Claims shared by every batch of one backup run that runs on this machine, whatever runs
+    it: threads, worker processes, Prefect tasks or Dask workers. They live in an SQLite file
+    in the run dir, so they last exactly as long as the run.
 
     A claim belongs to a batch, not to an attempt: a retried batch wins its own claims again
     and stores those chunks itself, so a chunk another batch skipped is never left unstored

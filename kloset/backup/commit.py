@@ -1,7 +1,9 @@
-"""Stage 4, commit: build the directory trees, store them, then write the snapshot header.
+"""Last stage, commit: assemble the batches' journals, store the trees, write the header.
 
-The header is written last: until then the snapshot does not exist, and everything stored so
-far is reusable by the next run (or reclaimable by prune).
+Commit runs where the plan is (the machine that enumerated) and reads what each batch stored
+from its journal in the store. The header is written last: until then the snapshot does not
+exist, and everything stored so far is reusable by the next run (or reclaimable by prune).
+After the header, the run's journals (and those of the dead runs it adopted) are deleted.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kloset.backup import spool
+from kloset.backup.journal import delete_run, read_run
 from kloset.backup.plan import load_plan
-from kloset.backup.upload import upload_packs
+from kloset.backup.sink import store_packs
 from kloset.errors import KlosetError
 from kloset.pack import BLOB_TREE, PackWriter, SealedPack
 from kloset.repository import Repository
@@ -74,10 +77,8 @@ class TreeWriter:
         return self.sealed
 
 
-def _check_stored(
-    repo: Repository, items: list[Any], files: dict[int, list[Any]], stored: set[bytes]
-) -> None:
-    """Refuse to commit a snapshot naming a chunk that no pack holds.
+def _check_stored(repo: Repository, items: list[Any], files: dict[int, list[Any]]) -> None:
+    """Refuse to commit a snapshot naming a chunk that no indexed pack holds.
 
     Batches skip chunks another batch claimed; if a retried batch then failed on a file it had
     read before, a chunk could be claimed but never packed. Better a failed run (the next one
@@ -89,12 +90,13 @@ def _check_stored(
             (idx, cid)
             for idx, (ids, _size) in files.items()
             for cid in map(bytes, ids)
-            if cid not in stored and cid not in index
+            if cid not in index
         ]
 
+    repo.refresh_index()  # the batches' index files, written by other processes
     lost = missing()
     if lost:
-        repo.reload_index()  # uploads by other processes (or other runs) since we opened it
+        repo.reload_index()
         lost = missing()
     if lost:
         paths = sorted({items[idx][0] for idx, _ in lost})
@@ -125,26 +127,27 @@ def commit_snapshot(
     extra_errors: list[tuple[str, str]] | None = None,
     cleanup: bool = True,
 ) -> CommitResult:
-    """Assemble the snapshot from the plan and every batch's chunk lists, and commit it."""
+    """Assemble the snapshot from the plan and every batch's journal, and commit it."""
     plan = load_plan(run_dir)
     items = plan["items"]
+    run_id = str(plan["run"])
     files: dict[int, list[Any]] = {}
     errors: list[tuple[str, str]] = []
-    stored: set[bytes] = set()  # blob ids the batches of this run packed
     totals = {"bytes_read": 0, "new_chunks": 0, "new_bytes": 0, "stored_bytes": 0, "chunks": 0}
+    journals = read_run(repo, run_id)
     for batch_no in range(len(plan["batches"])):
-        path = spool.chunks_path(run_dir, batch_no)
-        if not os.path.exists(spool.uploaded_marker(run_dir, batch_no)):
-            raise RuntimeError(f"batch {batch_no} of this backup was not uploaded yet")
-        res = spool.read_msgpack(path)
-        files.update({int(k): v for k, v in res["files"].items()})
-        # each blob as BlobEntry.to_list(): [type, id, offset, length, raw_length]
-        stored.update(bytes(b[1]) for _pid, _size, blobs in res["packs"] for b in blobs)
+        res = journals.get(batch_no)
+        if res is None:
+            raise KlosetError(f"batch {batch_no + 1} of this backup has not been stored yet")
+        for idx, relpath, size, _mtime, _md5, ids in res["files"]:
+            if items[int(idx)][0] != relpath:
+                raise KlosetError(f"batch {batch_no + 1}'s journal does not match the plan")
+            files[int(idx)] = [ids, size]
         errors.extend((str(p), str(m)) for p, m in res["errors"])
         for key in totals:
             totals[key] += int(res["stats"].get(key, 0))
 
-    _check_stored(repo, items, files, stored)
+    _check_stored(repo, items, files)
 
     children: dict[str, list[Entry]] = defaultdict(list)
     dir_items: list[tuple[str, list[Any]]] = []
@@ -193,11 +196,12 @@ def commit_snapshot(
     if plan["options"].get("skip_if_unchanged"):
         same = _unchanged_parent(repo, plan, root_id)
         if same is not None:
+            _forget_journals(repo, plan)
             if cleanup:
                 spool.remove_run(run_dir)
             return CommitResult(same.hex, {**counts, "files_read": len(files)}, errors, True)
     tree_packs = writer.finish()
-    upload_packs(repo, tree_packs)
+    store_packs(repo, tree_packs)
     tree_bytes = sum(p.size for p in tree_packs)
 
     if extra_errors:
@@ -229,6 +233,14 @@ def commit_snapshot(
         origin=dict(plan["options"].get("origin") or {}),
     )
     snap_id = repo.save_snapshot(header)
+    _forget_journals(repo, plan)
     if cleanup:
         spool.remove_run(run_dir)
     return CommitResult(snapshot_id=snap_id.hex(), stats=stats, errors=errors)
+
+
+def _forget_journals(repo: Repository, plan: dict[str, Any]) -> None:
+    """A snapshot now holds what the journals said (this run's, and the dead runs' it adopted):
+    they are not needed any more."""
+    for done in [plan["run"], *plan.get("adopted_runs", [])]:
+        delete_run(repo, str(done))

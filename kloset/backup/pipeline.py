@@ -1,29 +1,31 @@
-"""The in-process backup: the same stages the Prefect flow runs, overlapped for speed.
+"""The in-process backup (CLI, UI): the same stages a Prefect flow runs, overlapped for speed.
 
-Chunking is CPU-bound for local sources (FastCDC, BLAKE3, zstd, AES) and runs in forked worker
-processes (threads lose to the GIL there); for remote sources it waits on the network and runs
-in threads. The main thread uploads each batch as soon as it is sealed, then commits.
+enumerate → `back_up_batch` for every batch (at once, up to `workers`) → commit. Chunking a
+local source is CPU-bound and runs in worker processes (`kloset.workers`: they die with this
+process, whatever kills it); a remote source waits on the network and runs in threads. An
+interrupt (see `kloset.interrupts`) stops handing out batches and abandons those in flight:
+what they sealed is in the store and the next run adopts it.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import os
+import shutil
+import tempfile
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from multiprocessing.managers import BaseManager
 from typing import Any
 
-from kloset.backup.chunk import ChunkResult, chunk_batch
-from kloset.backup.claims import Claims, LocalClaims
+from kloset.backup.batch import BatchItem, BatchResult, back_up_batch, batch_job, ship
 from kloset.backup.commit import CommitResult, commit_snapshot
-from kloset.backup.plan import BackupOptions, EnumerateResult, enumerate_source, load_plan
-from kloset.backup.upload import upload_batch
+from kloset.backup.options import default_workers
+from kloset.backup.plan import BackupOptions, EnumerateResult, enumerate_source, load_batches
 from kloset.gcpause import fewer_collections
 from kloset.repository import Repository, default_spool_dir
 from kloset.source import Source
+from kloset.workers import WorkerPool
 
 ProgressFn = Callable[[str, dict[str, Any]], None]
 
@@ -31,42 +33,9 @@ ProgressFn = Callable[[str, dict[str, Any]], None]
 @dataclass
 class BackupReport:
     plan: EnumerateResult
-    commit: CommitResult
+    commit: CommitResult  # a dry run's has no snapshot id and counts what would be added
     duration: float
-
-
-class _ClaimsManager(BaseManager):
-    pass
-
-
-_ClaimsManager.register("LocalClaims", LocalClaims)
-
-# Set in the parent right before forking; workers inherit them copy-on-write.
-_FORK_STATE: dict[str, Any] = {}
-
-
-def _fork_worker(batch_no: int) -> ChunkResult:
-    st = _FORK_STATE
-    counter = st["counter"]
-
-    def on_file(nbytes: int) -> None:
-        with counter.get_lock():
-            counter.value += nbytes
-
-    return chunk_batch(
-        st["repo"],
-        st["run_dir"],
-        batch_no,
-        source=st["source"],
-        claims=st["claims"],
-        plan=st["plan"],
-        on_file=on_file,
-    )
-
-
-def default_workers(source: Source) -> int:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cpus) if source.local_path("") is not None else 8
+    dry_run: bool = False
 
 
 def run_backup(
@@ -82,110 +51,134 @@ def run_backup(
     """Back up `source` into `repo`; returns the plan summary and the committed snapshot.
 
     Holds a shared store lock for the whole run (so a prune waits for it); `lock=False` is for
-    callers that already hold one.
+    callers that already hold one. A dry run (`options.dry_run`) takes no lock and writes
+    nothing into the store.
     """
-    if lock:
+    options = options or BackupOptions()
+    if lock and not options.dry_run:
         from kloset.locks import store_lock
 
         with store_lock(repo, False, "backup"), fewer_collections():
-            return run_backup(
-                repo,
-                source,
-                options,
-                workers=workers,
-                progress=progress,
-                spool_root=spool_root,
-                lock=False,
-            )
+            return _run(repo, source, options, workers, progress, spool_root)
+    with fewer_collections():
+        return _run(repo, source, options, workers, progress, spool_root)
+
+
+def _run(
+    repo: Repository,
+    source: Source,
+    options: BackupOptions,
+    workers: int | None,
+    progress: ProgressFn | None,
+    spool_root: str | None,
+) -> BackupReport:
     started = time.perf_counter()
-    options = options or BackupOptions(batch_bytes=64 * 1024 * 1024, batch_files=4000)
-    spool_root = spool_root or default_spool_dir(repo.storage)
     emit = progress or (lambda _event, _data: None)
-    repo.index  # noqa: B018 - load once before forking so workers share it
-    plan_summary = enumerate_source(repo, source, spool_root, options)
-    emit("planned", {"plan": plan_summary})
-    run_dir = plan_summary.run_dir
-    workers = workers or default_workers(source)
-    nbatches = plan_summary.batches
-    use_processes = source.local_path("") is not None and workers > 1 and nbatches > 1
+    scratch = tempfile.mkdtemp(prefix="kloset-dry-") if options.dry_run else None
+    spool_root = scratch or spool_root or default_spool_dir(repo.storage)
+    local = source.local_path("") is not None
+    workers = max(1, workers or default_workers(local))
+    plan: EnumerateResult | None = None
     try:
-        if nbatches:
-            if use_processes:
-                _run_forked(repo, source, run_dir, nbatches, workers, emit)
-            else:
-                _run_threaded(repo, source, run_dir, nbatches, workers, emit)
+        plan = enumerate_source(repo, source, spool_root, options)
+        emit("planned", {"plan": plan})
+        results = _run_batches(repo, source, plan, workers, local, emit) if plan.batches else []
+        if options.dry_run:
+            return BackupReport(
+                plan, _dry_commit(plan, results), time.perf_counter() - started, True
+            )
         emit("committing", {})
-        commit = commit_snapshot(repo, run_dir)
+        commit = commit_snapshot(repo, plan.run_dir)
     except BaseException:
-        # Leave sealed-but-unindexed packs for nobody: uploaded ones are indexed and reused.
-        from kloset.backup import spool
-
-        spool.remove_run(run_dir)
+        # What the batches stored is indexed and journaled: the next run adopts it.
+        if plan is not None:
+            shutil.rmtree(plan.run_dir, ignore_errors=True)
         raise
-    return BackupReport(plan_summary, commit, time.perf_counter() - started)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return BackupReport(plan, commit, time.perf_counter() - started)
 
 
-def _run_threaded(
-    repo: Repository, source: Source, run_dir: str, nbatches: int, workers: int, emit: ProgressFn
-) -> None:
-    plan = load_plan(run_dir)
-    claims: Claims = LocalClaims()
+def _run_batches(
+    repo: Repository,
+    source: Source,
+    plan: EnumerateResult,
+    workers: int,
+    local: bool,
+    emit: ProgressFn,
+) -> list[BatchResult]:
+    """Every batch, `workers` at once; emits "read" as files are read and "batch" per batch."""
+    batches = load_batches(plan.run_dir)
+    run = plan.run
+    stop = threading.Event()
+    processes = local and workers > 1 and len(batches) > 1
+    pool = (
+        WorkerPool(min(workers, len(batches)), preload="kloset.backup.batch") if processes else None
+    )
+    if pool is not None:
+        pool.prestart()
+    shipped = ship(repo) if pool is not None else None
+
+    def on_report(value: tuple[int, int]) -> None:
+        emit("read", {"bytes": value[0], "files": value[1]})
 
     def on_file(nbytes: int) -> None:
         emit("read", {"bytes": nbytes, "files": 1})
 
-    with ThreadPoolExecutor(max(1, min(workers, nbatches))) as pool:
-        futures: list[Future[ChunkResult]] = [
-            pool.submit(
-                chunk_batch,
-                repo,
-                run_dir,
-                b,
-                source=source,
-                claims=claims,
-                plan=plan,
-                on_file=on_file,
+    def one(batch_no: int, items: list[BatchItem]) -> BatchResult:
+        if stop.is_set():
+            raise BatchStoppedEarly
+        if pool is not None:
+            result: BatchResult = pool.run(
+                batch_job, shipped, source, run, batch_no, items, on_report=on_report
             )
-            for b in range(nbatches)
-        ]
-        for fut in as_completed(futures):
-            res = fut.result()
-            upload_batch(repo, run_dir, res.batch)
-            emit("batch", {"result": res})
+            return result
+        return back_up_batch(repo, source, run, batch_no, items, on_file=on_file, stop=stop)
 
-
-def _run_forked(
-    repo: Repository, source: Source, run_dir: str, nbatches: int, workers: int, emit: ProgressFn
-) -> None:
-    ctx = mp.get_context("fork")
-    manager = _ClaimsManager(ctx=ctx)
-    manager.start()
-    counter = ctx.Value("q", 0)
+    results: list[BatchResult] = []
+    executor = ThreadPoolExecutor(min(workers, len(batches)), thread_name_prefix="kloset-batch")
     try:
-        _FORK_STATE.update(
-            repo=repo,
-            source=source,
-            run_dir=run_dir,
-            plan=load_plan(run_dir),
-            claims=manager.LocalClaims(),
-            counter=counter,  # type: ignore[attr-defined]
-        )
-        seen = 0
-        with ProcessPoolExecutor(max_workers=min(workers, nbatches), mp_context=ctx) as pool:
-            pending = {pool.submit(_fork_worker, b) for b in range(nbatches)}
-            while pending:
-                done = {f for f in pending if f.done()}
-                for fut in done:
-                    pending.discard(fut)
-                    res = fut.result()
-                    upload_batch(repo, run_dir, res.batch)
-                    emit("batch", {"result": res})
-                now = counter.value
-                if now != seen:
-                    emit("read", {"bytes": now - seen, "files": 0})
-                    seen = now
-                if pending and not done:
-                    time.sleep(0.05)
+        pending: set[Future[BatchResult]] = {
+            executor.submit(one, b, items) for b, items in enumerate(batches)
+        }
+        while pending:
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            for fut in done:
+                res = fut.result()
+                results.append(res)
+                emit("batch", {"result": res})
+    except BaseException:
+        # Stop handing out batches and abandon those in flight (see the module docstring).
+        stop.set()
+        executor.shutdown(wait=False, cancel_futures=True)
+        if pool is not None:
+            pool.kill()
+        raise
     finally:
-        _FORK_STATE.clear()
-        manager.shutdown()
+        executor.shutdown(wait=True, cancel_futures=True)
+        if pool is not None:
+            pool.close()
+    return results
+
+
+class BatchStoppedEarly(Exception):
+    """A batch that had not started when the run stopped."""
+
+
+def _dry_commit(plan: EnumerateResult, results: list[BatchResult]) -> CommitResult:
+    """What a dry run reports in place of a commit: what the batches would have added."""
+    errors = [e for r in results for e in r.errors]
+    stats = {
+        "files": plan.files,
+        "dirs": max(0, plan.dirs - 1),  # as commit counts them: the root is not one
+        "symlinks": plan.symlinks,
+        "bytes": plan.bytes_total,
+        "bytes_read": sum(r.bytes_read for r in results),
+        "chunks_new": sum(r.new_chunks for r in results),
+        "bytes_new": sum(r.new_bytes for r in results),
+        "bytes_added": sum(r.stored_bytes for r in results),
+        "files_read": sum(r.files for r in results),
+        "errors": len(errors),
+    }
+    return CommitResult(snapshot_id="", stats=stats, errors=errors)

@@ -1,8 +1,10 @@
 """Stage 1, enumerate: list the source, match it against the parent snapshot, plan batches.
 
-Files whose path, size and mtime (and MD5 when the source has one) equal the parent snapshot's
-reuse its chunk list and are never read. The rest are grouped into batches bounded by bytes and
-file count, each of which becomes one `chunk` + `upload` unit of work.
+Files whose path, size and mtime (and MD5 when the source has one) equal the parent snapshot's,
+or an entry a dead run of the same source journaled (`kloset.backup.adopt`), reuse that chunk
+list and are never read. The rest are grouped into batches bounded by bytes and file count,
+each of which becomes one `back_up_batch` unit of work. The plan stays in the run directory
+of the machine that planned (commit reads it there); batches get their items as data.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from typing import Any
 
 from kloset.backup import spool
 from kloset.backup.claims import RunClaims
+from kloset.backup.journal import Reusable
+from kloset.backup.options import BATCH_BYTES, BATCH_FILES
+from kloset.backup.runs import RunRef, make_run_dir, new_run_id, run_dir_name
 from kloset.errors import LocationError
 from kloset.excludes import ScanFilter
 from kloset.repository import Repository
@@ -41,8 +46,10 @@ class BackupOptions:
     skip_if_unchanged: bool = False
     force_read: bool = False
     parent: str | None = None  # snapshot ref; None = latest snapshot of the same source
-    batch_bytes: int = 256 * 1024 * 1024
-    batch_files: int = 20_000
+    batch_bytes: int = BATCH_BYTES
+    batch_files: int = BATCH_FILES
+    # Read and chunk for real, write nothing to the store; the result says what would be added.
+    dry_run: bool = False
     # Recorded in the snapshot header as given (see SnapshotHeader.origin): who ran the backup.
     origin: dict[str, str] = field(default_factory=dict)
 
@@ -66,6 +73,14 @@ class EnumerateResult:
     bytes_to_read: int
     files_reused: int
     errors: int
+    run_id: str = ""
+    files_adopted: int = 0  # of files_reused: from journals a dead run left, not the parent
+    dry_run: bool = False
+
+    @property
+    def run(self) -> RunRef:
+        """What each batch is given to know its run."""
+        return RunRef(self.run_id, self.run_dir, self.source, self.dry_run)
 
 
 class ParentLookup:
@@ -165,19 +180,32 @@ def enumerate_source(
     source: Source,
     spool_root: str,
     options: BackupOptions | None = None,
+    *,
+    lock_id: str | None = None,
 ) -> EnumerateResult:
-    """Scan `source`, write the plan into a fresh run directory and return its summary."""
+    """Scan `source`, write the plan into a fresh run directory and return its summary.
+
+    `lock_id` is the store lock the run holds (default: the one this process holds on this
+    store); it goes into the run id, which is how a later run tells this one is dead.
+    """
     options = options or BackupOptions()
     excluder = scan_filter(options, source)
-    # A killed run may have uploaded packs without indexing them: index them from their own
-    # headers now, so the chunk stage dedups against them instead of uploading them again.
-    from kloset.repair import adopt_unindexed_packs
+    if lock_id is None:
+        from kloset.locks import held_lock_id
 
-    adopt_unindexed_packs(repo)
+        lock_id = held_lock_id(repo)
     started = time.time_ns()
-    run_dir = os.path.join(spool_root, f"run-{started}-{os.urandom(4).hex()}")
-    os.makedirs(run_dir, exist_ok=True)
+    run_id = new_run_id(lock_id)
+    run_dir = os.path.join(spool_root, run_dir_name(run_id))
+    make_run_dir(run_dir, repo.config.store_id)
     RunClaims.open_db(spool.claims_path(run_dir)).close()  # before parallel batches race for it
+    reusable = Reusable()
+    if not options.dry_run:
+        # What dead runs left: spool packs into the store, unindexed packs indexed, journals
+        # reused below so their files are not read again.
+        from kloset.backup.adopt import adopt_dead_runs
+
+        reusable = adopt_dead_runs(repo, source.location, spool_root, run_id).reusable
     # --force-read needs no parent, unless --skip-if-unchanged compares with it at commit.
     parent = (
         None
@@ -185,12 +213,22 @@ def enumerate_source(
         else find_parent(repo, source.location, options.parent)
     )
     lookup = ParentLookup(repo, None if options.force_read else parent)
+    if options.force_read:
+        reusable = Reusable()
 
     items: list[list[Any]] = []
     batches: list[list[int]] = []
     current: list[int] = []
     cur_bytes = 0
-    counts = {"files": 0, "dirs": 0, "symlinks": 0, "bytes": 0, "read_files": 0, "read_bytes": 0}
+    counts = {
+        "files": 0,
+        "dirs": 0,
+        "symlinks": 0,
+        "bytes": 0,
+        "read_files": 0,
+        "read_bytes": 0,
+        "adopted_files": 0,
+    }
     errors = 0
     for item in source.scan(excluder):
         meta = [item.type, item.mode, item.mtime_ns, item.size, item.target, item.extra]
@@ -201,9 +239,17 @@ def enumerate_source(
             counts["files"] += 1
             counts["bytes"] += item.size
             old = lookup.lookup(item.relpath)
+            adopted = None
             if _unchanged(item, old):
                 assert old is not None
                 reuse = old.chunks
+            elif (
+                adopted := reusable.lookup(
+                    item.relpath, item.size, item.mtime_ns, item.extra.get("md5")
+                )
+            ) is not None:
+                reuse = adopted
+                counts["adopted_files"] += 1
             elif item.size == 0:
                 reuse = []
             else:
@@ -227,7 +273,10 @@ def enumerate_source(
         batches.append(current)
 
     plan = {
-        "v": 1,
+        "v": 2,
+        "run": run_id,
+        "store": repo.config.store_id,
+        "adopted_runs": reusable.runs,
         "source": source.location,
         "parent": parent.id if parent is not None else None,
         "options": options.to_dict(),
@@ -252,6 +301,9 @@ def enumerate_source(
         bytes_to_read=counts["read_bytes"],
         files_reused=counts["files"] - counts["read_files"],
         errors=errors,
+        run_id=run_id,
+        files_adopted=counts["adopted_files"],
+        dry_run=options.dry_run,
     )
 
 
@@ -283,3 +335,17 @@ def load_plan_cached(run_dir: str) -> dict[str, Any]:
             while len(_plans) > 2:
                 _plans.popitem(last=False)
     return plan
+
+
+def load_batches(run_dir: str) -> list[list[list[Any]]]:
+    """Every batch's items, as `back_up_batch` takes them: [index, relpath, size, mtime, md5]."""
+    plan = load_plan_cached(run_dir)
+    items = plan["items"]
+    out = []
+    for batch in plan["batches"]:
+        rows = []
+        for idx in batch:
+            relpath, meta = items[idx][0], items[idx][1]
+            rows.append([idx, relpath, int(meta[3] or 0), int(meta[2]), (meta[5] or {}).get("md5")])
+        out.append(rows)
+    return out

@@ -131,8 +131,6 @@ def backup(
         one_file_system=one_file_system,
         force_read=force_read,
         skip_if_unchanged=skip_if_unchanged,
-        batch_bytes=64 * 1024 * 1024,
-        batch_files=4000,
     )
     bar = JsonStatus("backup", backup_status) if as_json else ProgressReporter("backup")
     with bar:

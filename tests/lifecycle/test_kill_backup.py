@@ -33,12 +33,11 @@ from lifecycle_helpers import (
 )
 
 from kloset.backup import spool
-from kloset.backup.chunk import chunk_batch
+from kloset.backup.batch import back_up_batch
+from kloset.backup.journal import delete_run
 from kloset.backup.pipeline import run_backup
-from kloset.backup.plan import BackupOptions, enumerate_source
-from kloset.backup.upload import upload_batch
+from kloset.backup.plan import BackupOptions, enumerate_source, load_batches
 from kloset.locations import open_source
-from kloset.pack import BlobEntry, SealedPack
 
 KILLS = 20
 FRESH = 6 * MB
@@ -136,16 +135,14 @@ def test_unindexed_packs_are_adopted_not_resent(store: Path, source: Path) -> No
     repo = open_store(store)
     src = open_source(str(source))
     plan = enumerate_source(repo, src, str(store / "tmp"), BackupOptions(batch_bytes=8 * MB))
-    uploaded = 0
-    for batch in range(plan.batches):
-        chunk_batch(repo, plan.run_dir, batch, source=src)
-        result = spool.read_msgpack(spool.chunks_path(plan.run_dir, batch))
-        for pid, size, blobs in result["packs"]:
-            sealed = SealedPack(bytes(pid), "", int(size), [BlobEntry.from_list(b) for b in blobs])
-            path = os.path.join(spool.batch_dir(plan.run_dir, batch), sealed.pack_id.hex())
-            repo.storage.put_local_file(path, sealed.name, move=True)  # ... and then "killed"
-            uploaded += sealed.size
+    for batch, items in enumerate(load_batches(plan.run_dir)):
+        back_up_batch(repo, src, plan.run, batch, items)
+    # ... "killed" right after the packs: no index file, no journal.
+    for name in repo.storage.iter_names("index"):
+        repo.storage.delete(name)
+    delete_run(repo, plan.run_id)
     spool.remove_run(plan.run_dir)
+    uploaded = sum(pack_sizes(store).values())
     assert uploaded > 20 * MB
     before = sum(pack_sizes(store).values())
     report = run_backup(open_store(store), src)
@@ -162,9 +159,8 @@ def test_killed_before_commit_costs_only_a_reread(store: Path, source: Path) -> 
     repo = open_store(store)
     src = open_source(str(source))
     plan = enumerate_source(repo, src, str(store / "tmp"), BackupOptions(batch_bytes=8 * MB))
-    for batch in range(plan.batches):
-        chunk_batch(repo, plan.run_dir, batch, source=src)
-        upload_batch(repo, plan.run_dir, batch)
+    for batch, items in enumerate(load_batches(plan.run_dir)):
+        back_up_batch(repo, src, plan.run, batch, items)
     spool.remove_run(plan.run_dir)  # killed here: no trees, no snapshot
     before = sum(pack_sizes(store).values())
     assert before > 30 * MB and not open_store(store).list_snapshots()

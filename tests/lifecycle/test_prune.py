@@ -28,10 +28,9 @@ from lifecycle_helpers import (
     write_tree,
 )
 
-from kloset.backup.chunk import chunk_batch
+from kloset.backup.batch import back_up_batch
 from kloset.backup.commit import commit_snapshot
-from kloset.backup.plan import BackupOptions, enumerate_source
-from kloset.backup.upload import upload_batch
+from kloset.backup.plan import BackupOptions, enumerate_source, load_batches
 from kloset.errors import KlosetError
 from kloset.locations import open_source
 from kloset.locks import read_locks, store_lock
@@ -157,7 +156,7 @@ def test_grace_period_and_leftovers(store: Path, source: Path) -> None:
 def test_duplicates_from_concurrent_runs_are_reclaimed_without_policy(
     store: Path, source: Path
 ) -> None:
-    """Two runs interleaved stage by stage store the same chunks twice (neither saw the other's
+    """Two runs interleaved batch by batch store the same chunks twice (neither saw the other's
     index in time); prune without --keep-* drops one copy and keeps both snapshots."""
     src = open_source(str(source))
     runs = []
@@ -165,14 +164,10 @@ def test_duplicates_from_concurrent_runs_are_reclaimed_without_policy(
         repo = open_store(store)
         plan = enumerate_source(repo, src, str(store / "tmp"), BackupOptions(batch_bytes=8 * MB))
         runs.append((repo, plan))
-    for repo, plan in runs:
-        for batch in range(plan.batches):
-            chunk_batch(repo, plan.run_dir, batch, source=src)
-    ids = []
-    for repo, plan in runs:
-        for batch in range(plan.batches):
-            upload_batch(repo, plan.run_dir, batch)
-        ids.append(commit_snapshot(repo, plan.run_dir).snapshot_id)
+    for batch in range(runs[0][1].batches):
+        for repo, plan in runs:
+            back_up_batch(repo, src, plan.run, batch, load_batches(plan.run_dir)[batch])
+    ids = [commit_snapshot(repo, plan.run_dir).snapshot_id for repo, plan in runs]
     before = store_bytes(store)
     report = prune(open_store(store), PruneOptions(grace_minutes=0))
     assert report.removed == [] and report.packs_deleted > 10

@@ -45,7 +45,9 @@ def test_a_retried_run_that_stops_early_reports_what_each_attempt_stored(
 
     # The fault below is permanent: task retries stay on, only without waiting.
     monkeypatch.setattr(
-        backup_module, "upload", backup_module.upload.with_options(retries=1, retry_delay_seconds=0)
+        backup_module,
+        "backup_batch",
+        backup_module.backup_batch.with_options(retries=1, retry_delay_seconds=0),
     )
     store = KlosetRepository(location=koofr_folder("faulty"), passphrase=SecretStr(PASSPHRASE))
     store.create_repository()

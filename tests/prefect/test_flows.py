@@ -145,7 +145,9 @@ def test_failed_upload_then_rerun_reuses_uploaded_batches(
 
     # Task retries stay on, only without waiting: the fault below is permanent.
     monkeypatch.setattr(
-        backup_module, "upload", backup_module.upload.with_options(retries=1, retry_delay_seconds=0)
+        backup_module,
+        "backup_batch",
+        backup_module.backup_batch.with_options(retries=1, retry_delay_seconds=0),
     )
     store = KlosetRepository(location=koofr_folder("faulty"), passphrase=SecretStr(PASSPHRASE))
     store.create_repository()
@@ -180,7 +182,8 @@ def test_failed_upload_then_rerun_reuses_uploaded_batches(
 
 
 def _fault_after_first_index(emulator: Any, base: str) -> Any:
-    """Make every upload fail with 503 once the first batch's index file is stored."""
+    """Make every upload fail with 503 once the first batch is stored (its journal, written
+    after its packs and their index)."""
     import threading
     import time
 
@@ -190,7 +193,7 @@ def _fault_after_first_index(emulator: Any, base: str) -> Any:
         while not done.is_set():
             # Koofr uploads name the target folder in `path`.
             if any(
-                r.route == "files/put" and r.status == 200 and r.path == f"/{base}/index"
+                r.route == "files/put" and r.status == 200 and r.path.startswith(f"/{base}/runs/")
                 for r in emulator.requests
             ):
                 emulator.add_fault(

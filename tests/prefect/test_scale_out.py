@@ -40,7 +40,7 @@ def test_backup_and_restore_on_a_two_worker_dask_cluster(
             return_state=True,
         )
         assert state.is_completed(), state.message
-        assert {"chunk", "upload"} <= set(cluster.scheduler.task_prefixes)
+        assert {"backup_batch"} <= set(cluster.scheduler.task_prefixes)
         executed = [w.state.executed_count for w in cluster.workers.values()]
         assert len(executed) == 2 and all(n > 0 for n in executed), executed
 
