@@ -98,6 +98,9 @@ def backup(
     skip_if_unchanged: bool = typer.Option(
         False, "--skip-if-unchanged", help="No new snapshot if nothing changed since the parent."
     ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", "-n", help="Read and chunk everything, write nothing to the store."
+    ),
     workers: int | None = typer.Option(
         None, "--workers", help="Parallel chunkers (default: CPUs)."
     ),
@@ -131,6 +134,7 @@ def backup(
         one_file_system=one_file_system,
         force_read=force_read,
         skip_if_unchanged=skip_if_unchanged,
+        dry_run=dry_run,
     )
     bar = JsonStatus("backup", backup_status) if as_json else ProgressReporter("backup")
     with bar:
@@ -144,7 +148,9 @@ def backup(
         return EXIT_PARTIAL if errors else 0
     _report_errors(errors)
     o.out(o.backup_text(summary))
-    if report.commit.skipped:
+    if report.dry_run:
+        o.out(f"dry run: no snapshot, nothing was written to {repo.storage.location}")
+    elif report.commit.skipped:
         o.out(f"nothing changed since snapshot {report.commit.snapshot_id}: no new snapshot")
     else:
         o.out(f"snapshot {report.commit.snapshot_id} created")
@@ -161,10 +167,10 @@ def _summary(report: BackupReport, source: str) -> dict[str, Any]:
     started = int(time.time_ns() - report.duration * 1e9)
     return {
         "message_type": "summary",
-        "dry_run": False,
+        "dry_run": report.dry_run,
         "skipped": report.commit.skipped,
-        "snapshot": report.commit.snapshot_id,
-        "snapshot_id": report.commit.snapshot_id,
+        "snapshot": report.commit.snapshot_id or None,
+        "snapshot_id": report.commit.snapshot_id or None,
         "source": source,
         "parent": plan.parent,
         "files": st.get("files", 0),

@@ -176,13 +176,15 @@ def listing_table(entries: Sequence[Any], *, long: bool = False) -> str:
 
 
 def backup_text(s: dict[str, Any]) -> str:
+    """The backup summary table; a dry run says what *would* be added."""
+    added = "would add" if s.get("dry_run") else "added"
     rows = [
         ("files", f"{s['files']} ({s['files_read']} read)"),
         ("dirs", str(s["dirs"])),
         ("symlinks", str(s["symlinks"])),
         ("size", human_size(s["bytes"])),
         ("read", human_size(s["bytes_read"])),
-        ("added", f"{human_size(s['bytes_added'])} (after dedup and compression)"),
+        (added, f"{human_size(s['bytes_added'])} (after dedup and compression)"),
         ("dedup", f"{s['dedup_ratio']}x" if s["dedup_ratio"] else "everything was already stored"),
         ("errors", str(len(s["errors"]))),
         ("duration", f"{s['duration']:.1f} s"),

@@ -1,16 +1,17 @@
 """`kloset at STORE backup` options: what the scan skips (--exclude-larger-than, --files-from,
 --exclude-file, --one-file-system), checked in the snapshot the backup really made, and
---skip-if-unchanged and --json."""
+--skip-if-unchanged, --dry-run and --json."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
 
 import fsspec
 import pytest
-from helpers import PASSPHRASE, cli, json_doc, make_store, open_repo, write_file
+from helpers import PASSPHRASE, cli, json_doc, make_store, open_repo, random_bytes, write_file
 
 from kloset.cli import jsonstatus
 from kloset.vfs import SnapshotView
@@ -179,3 +180,31 @@ def test_files_from_on_a_remote_source_is_relative_to_it(
     (tmp_path / "list.txt").write_text("/keep/a.txt\n")
     _backup(store, "memory://ff-src", "--files-from", tmp_path / "list.txt")
     assert _paths(store) == {"/keep", "/keep/a.txt"}
+
+
+def _store_state(store: Path) -> dict[str, str]:
+    """Every file of the store with a hash of its bytes, and every folder: what a dry run must
+    leave exactly as it was (no pack, index, snapshot, journal or lock, not even a folder)."""
+    state = {}
+    for path in sorted(store.rglob("*")):
+        rel = str(path.relative_to(store))
+        state[rel] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "dir"
+    return state
+
+
+def test_dry_run_reads_and_chunks_everything_and_writes_nothing(world: tuple[Path, Path]) -> None:
+    src, store = world
+    _backup(store, src, "-x", "*.iso")
+    write_file(src / "new.bin", random_bytes(300_000, 3))  # incompressible: added at its size
+    before = _store_state(store)
+    res = _backup(store, src, "--dry-run")
+    assert res.out.splitlines()[-1] == f"dry run: no snapshot, nothing was written to {store}"
+    assert "would add" in res.out and " 7 (2 read)" in res.out
+    dry = json_doc(_backup(store, src, "--dry-run", "--json").out)
+    assert _store_state(store) == before
+    assert dry["dry_run"] is True and dry["snapshot"] is None and dry["files_read"] == 2
+    assert dry["bytes_read"] == 305_000 and dry["data_added"] == 305_000
+    # What the real run then adds is what the dry run said it would.
+    real = json_doc(_backup(store, src, "--json").out)
+    assert real["files_read"] == 2 and real["data_added"] == dry["data_added"]
+    assert real["data_blobs"] == dry["data_blobs"] > 0
