@@ -19,6 +19,7 @@ import typer
 
 from kloset.cli.app import at_app, store_ctx
 from kloset.errors import KlosetError
+from kloset.interrupts import Interrupted
 from kloset.repository import Repository
 
 serve_app = typer.Typer(
@@ -131,7 +132,7 @@ def webdav_cmd(
         with (
             _reading(repo, "serve webdav"),
             _sigterm_interrupts(),
-            contextlib.suppress(KeyboardInterrupt),
+            contextlib.suppress(KeyboardInterrupt, Interrupted),
         ):
             print(f"Kloset WebDAV for {repo.storage.location} (read-only)")
             print(f"  url       http://{shown}:{server.port}/")

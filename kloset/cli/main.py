@@ -9,6 +9,7 @@ import sys
 import typer
 from typer._click import exceptions as typer_click
 
+from kloset import interrupts
 from kloset.cli.app import app
 from kloset.errors import KlosetError
 
@@ -75,6 +76,22 @@ def _hoist_store_options(argv: list[str]) -> list[str]:
     return ["at", *hoisted, *rest]
 
 
+def _verb(argv: list[str]) -> str:
+    """The verb of `kloset at STORE VERB ...` (or the top-level word), for messages."""
+    words: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in _HOISTED:
+            skip = True
+        elif not arg.startswith("-"):
+            words.append(arg)
+    if len(words) >= 3 and words[0] == "at":
+        return words[2]
+    return words[0] if words else ""
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
@@ -87,8 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     debug = bool(os.environ.get("KLOSET_DEBUG"))
     try:
         args = _hoist_store_options(args)
-        rv = app(args=args, prog_name="kloset", standalone_mode=False)
+        interrupts.set_verb(_verb(args))
+        # SIGINT/SIGTERM/SIGHUP: stop cleanly, one line, 130/143/129 (kloset.interrupts).
+        with interrupts.handled():
+            rv = app(args=args, prog_name="kloset", standalone_mode=False)
         return int(rv or 0) if isinstance(rv, int) else 0
+    except interrupts.Interrupted as exc:
+        interrupts.say()
+        return exc.exit_code
     # Typer ≥ 0.20 vendors its own click: its exceptions are the only ones raised.
     except typer.Exit as exc:
         return int(exc.exit_code)

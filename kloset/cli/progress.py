@@ -44,6 +44,21 @@ class ProgressReporter:
         self.files_deleted = 0  # restore --delete
         self.errors = 0  # backup: files a batch could not read
         self.plan: Any = None  # what the "planned" event said
+        self.files_stored = 0  # backup: files of batches whose data is in the store
+        from kloset import interrupts
+
+        interrupts.set_status(self.interrupted_status)
+
+    def interrupted_status(self) -> str:
+        """What was done so far, for the one line an interrupt prints (kloset.interrupts)."""
+        with self._lock:
+            if self.kind == "backup":
+                return f"{self.files_stored:,} files stored; run the same backup again to resume"
+            if self.kind == "restore":
+                return f"{self.files_done:,} files restored; run the same restore again to continue"
+            if self.kind == "check":
+                return f"{self.files_done:,} packs read; the store was not changed"
+        return ""
 
     def __enter__(self) -> ProgressReporter:
         if self.enabled:
@@ -104,6 +119,7 @@ class ProgressReporter:
         elif event == "batch":
             # Forked chunk workers only report bytes; their batch results carry the file count.
             res = data.get("result")
+            self.files_stored += int(getattr(res, "files", 0))
             self._files_from_batches += int(getattr(res, "files", 0)) + len(
                 getattr(res, "errors", []) or []
             )
