@@ -114,6 +114,23 @@ def limited(upload_kib: int | None, download_kib: int | None) -> Iterator[None]:
         DOWNLOAD.set_rate(saved_rates[1])
 
 
+def worker_env(workers: int) -> dict[str, str | None]:
+    """The limits for `workers` helper processes (`kloset.workers`) that move bytes on this
+    process's behalf (a local backup's batches upload their packs themselves): an equal share
+    each, so together they keep this process's limit; None removes a variable (no limit)."""
+    env: dict[str, str | None] = {}
+    for key, bucket in ((ENV_UPLOAD, UPLOAD), (ENV_DOWNLOAD, DOWNLOAD)):
+        rate = bucket.rate
+        env[key] = str(max(1, int(rate / 1024 / max(1, workers)))) if rate else None
+    return env
+
+
+def current_limits(_report: Any = None) -> tuple[float | None, float | None]:
+    """(upload, download) bytes per second in force in this process; also a `kloset.workers`
+    job (which gets a report callback first), to ask a worker what it was given."""
+    return UPLOAD.rate, DOWNLOAD.rate
+
+
 set_limits(_env_kib(ENV_UPLOAD), _env_kib(ENV_DOWNLOAD))
 
 

@@ -88,14 +88,22 @@ def _spawner_loop() -> None:
             fut.set_result(proc)
 
 
-def _start_process(preload: str) -> subprocess.Popen[bytes]:
+def _start_process(preload: str, pool_size: int = 1) -> subprocess.Popen[bytes]:
     """Start one worker from the spawner thread (see the module docstring for why)."""
+    from kloset import throttle
+
     global _spawner
     with _spawner_lock:
         if _spawner is None or not _spawner.is_alive():
             _spawner = threading.Thread(target=_spawner_loop, name="kloset-spawner", daemon=True)
             _spawner.start()
     env = dict(os.environ, **{_PARENT_ENV: str(os.getpid()), _PRELOAD_ENV: preload})
+    # --limit-upload/--limit-download: the pool's workers share this process's limits.
+    for key, value in throttle.worker_env(pool_size).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     fut: Future[subprocess.Popen[bytes]] = Future()
     _spawn_q.put(([sys.executable, "-c", "from kloset.workers import serve; serve()"], env, fut))
     return fut.result()
@@ -147,7 +155,7 @@ class WorkerPool:
             threading.Thread(target=start, name="kloset-prestart", daemon=True).start()
 
     def _new(self) -> subprocess.Popen[bytes]:
-        proc = _start_process(self.preload)
+        proc = _start_process(self.preload, self.size)
         with self._lock:
             self._all.add(proc)
             if self._closed:

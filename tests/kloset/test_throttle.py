@@ -129,3 +129,19 @@ def test_limits_reach_the_processes_started_meanwhile_and_are_undone(tmp_path: P
         assert res.code == 0 and throttle.DOWNLOAD.rate == 32 * 1024, res.err
     finally:
         throttle.set_limits()
+
+
+def test_worker_processes_share_the_limits_of_their_parent() -> None:
+    """A local backup's batches run in `kloset.workers` processes that upload their own packs:
+    together they must keep the limit the CLI (or a flow) set in the parent."""
+    from kloset.workers import WorkerPool
+
+    try:
+        throttle.set_limits(1000, None)  # as the CLI does: no environment involved
+        with WorkerPool(2) as pool:
+            assert pool.run(throttle.current_limits) == (500 * 1024, None)
+        throttle.set_limits(None, 300)
+        with WorkerPool(3) as pool:
+            assert pool.run(throttle.current_limits) == (None, 100 * 1024)
+    finally:
+        throttle.set_limits()
