@@ -16,6 +16,7 @@ from kloset import rundir
 from kloset.destination import Destination, LocalDestination
 from kloset.gcpause import fewer_collections
 from kloset.repository import Repository
+from kloset.restore import procs
 from kloset.restore.batch import restore_batch
 from kloset.restore.finish import finish_restore
 from kloset.restore.plan import RestorePlan, plan_restore
@@ -125,7 +126,7 @@ def _restore(
         else:
             counts = _batches(repo, plan, data, dest, options, emit, errors)
             written, skipped, nbytes, skipped_bytes = counts
-            links, link_errors = finish_restore(plan.run_dir, dest)
+            links, link_errors = finish_restore(plan.run_dir, dest, data)
             errors.extend(link_errors)
             verified = None
             if options.verify:
@@ -157,8 +158,9 @@ def _batches(
     emit: Progress,
     errors: list[tuple[str, str]],
 ) -> tuple[int, int, int, int]:
-    """Every batch, two at a time so fetching one overlaps writing the other: (files written,
-    files skipped as identical, bytes written, bytes skipped)."""
+    """Every batch, two at a time so fetching one overlaps writing the other (in a forked
+    process per core for a local store and target, see `procs`): (files written, files
+    skipped as identical, bytes written, bytes skipped)."""
     written = skipped = nbytes = 0
     skipped_bytes = [0]
     lock = threading.Lock()  # files finish in many threads at once
@@ -169,6 +171,22 @@ def _batches(
                 skipped_bytes[0] += size
         emit("file", {"bytes": size, "skipped": was_skipped})
 
+    if procs.usable(repo, dest, plan.batches):
+        for res in procs.forked_batches(
+            repo,
+            plan.run_dir,
+            plan.batches,
+            dest,
+            overwrite=options.overwrite,
+            threads=options.threads,
+            plan=data,
+            on_file=on_file,
+        ):
+            written += res.files_written
+            skipped += res.files_skipped
+            nbytes += res.bytes_written
+            errors.extend(res.errors)
+        return written, skipped, nbytes, skipped_bytes[0]
     with ThreadPoolExecutor(2) as pool:
         futures = [
             pool.submit(
