@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -264,7 +266,7 @@ def deployed(
 ) -> Deployed:
     """The nightly backup with its verify and off-site triggers, deployed as docs/PREFECT.md
     says: register the blocks, save the ones prefect.yaml names, `prefect deploy`, then
-    (item 5 adds the block-id step)."""
+    `python -m blocks.deployments link` (blocks by id, for the UI's run form)."""
     from blocks import KlosetRepository, KoofrStorage
 
     out = prefect_server.cli("block", "register", "-m", "blocks", cwd=prefect_project)
@@ -283,4 +285,10 @@ def deployed(
     prefect_server.cli(
         "--no-prompt", "deploy", *[a for n in names for a in ("--name", n)], cwd=prefect_project
     )
+    linked = subprocess.run(
+        [sys.executable, "-m", "blocks.deployments", "link"],
+        env=prefect_server.env, cwd=prefect_project, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert linked.returncode == 0, linked.stderr
+    assert "linked kloset-backup/nightly-koofr-backup" in linked.stdout
     return Deployed(vault=vault, offsite=offsite, store_path=store_path)

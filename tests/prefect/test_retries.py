@@ -26,9 +26,7 @@ def task_runs(state: Any) -> dict[str, int]:
 
     async def read() -> list[Any]:
         async with get_client() as client:
-            return await client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id={"any_": [run_id]})
-            )
+            return await client.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": [run_id]}))
 
     return {t.name.rsplit("-", 1)[0]: t.run_count for t in asyncio.run(read())}
 
