@@ -180,6 +180,10 @@ class LocalDestination(Destination):
         return size, md5.hexdigest()
 
 
+def _no_folder(info: dict[str, Any] | None) -> bool:
+    return info is None or info.get("type") != "directory"
+
+
 class FsspecDestination(Destination):
     """Any fsspec filesystem; Koofr keeps mtimes to the ms via its `modified` upload parameter."""
 
@@ -211,6 +215,8 @@ class FsspecDestination(Destination):
             raise LocationError(f"cannot reach destination {self.location}: {exc}") from exc
         if info is not None and info.get("type") != "directory":
             raise LocationError(f"destination {self.location} exists and is not a folder")
+        if info is None:
+            self._listings[""] = {}  # nothing there yet: no listing to ask for, below it either
         # koofrfs says when a mount takes no writes (shared read-only, offline) and whether it
         # keeps the modification times given at upload (connected clouds do not).
         read_only = getattr(self.fs, "read_only", None)
@@ -282,6 +288,12 @@ class FsspecDestination(Destination):
 
     def _listing(self, reldir: str) -> dict[str, dict[str, Any]]:
         if reldir not in self._listings:
+            parent, _, name = reldir.rpartition("/")
+            if reldir and _no_folder(self._listing(parent).get(name.lower())):
+                # Its parent holds no such folder: no request (a restore into a new folder
+                # asked Koofr for one listing per folder, one after another, before writing).
+                self._listings[reldir] = {}
+                return self._listings[reldir]
             try:
                 entries = self.fs.ls(self._path(reldir) or "/", detail=True)
             except FileNotFoundError:
