@@ -17,11 +17,10 @@ if TYPE_CHECKING:
     from koofrfs.filesystem import KoofrFileSystem
     from koofrfs.rclone import KoofrRemote
 
-LOGO_URL = (
-    "https://raw.githubusercontent.com/PrefectHQ/prefect/"
-    "420d0d6a78bb6df1fc18bcf188fdad43c1d22ea9/assets/block-logos/filesystem.png"
-)
-# rclone documents the same settings (user, app password, provider, endpoint, mount id).
+# No logo: Prefect's client validates logo URLs as http(s) when it reads a block type back, so a
+# data: URL would break loading the blocks, and we host no images; an empty logo shows Prefect's
+# own placeholder instead of fetching someone else's image.
+LOGO_URL = None
 DOCS_URL = "https://rclone.org/koofr/"
 
 

@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from kloset.repository import Repository
     from kloset.storage import Storage
 
-# The project has no published site yet; docs/PREFECT.md in the source tree is the manual.
-DOCS_URL = "https://docs.prefect.io/v3/concepts/blocks"
+# The project's own page (its README links the manual, docs/PREFECT.md), not Prefect's generic one.
+DOCS_URL = "https://pypi.org/project/prefect-kloset/"
 
 
 class KlosetRepository(Block):
@@ -54,6 +54,7 @@ class KlosetRepository(Block):
 
     location: KoofrStorage | str = Field(
         default=...,
+        title="Store location",
         description=(
             "Where the store lives: a local path, an fsspec URL, @NAME of a saved Koofr "
             "remote, or a Koofr Storage block."
@@ -62,6 +63,7 @@ class KlosetRepository(Block):
     )
     passphrase: SecretStr | None = Field(
         default=None,
+        title="Passphrase",
         description=(
             "Passphrase of the store; leave empty for an unencrypted store or to use "
             "KLOSET_PASSPHRASE on the worker."

@@ -56,7 +56,8 @@ class KoofrStorage(WritableFileSystem, WritableDeploymentStorage):
 
     credentials: KoofrCredentials = Field(
         default=...,
-        description="The Koofr account to use.",
+        title="Koofr account",
+        description="The Koofr Credentials block of the account to use (e-mail, app password).",
     )
     base_folder: str = Field(
         default="",

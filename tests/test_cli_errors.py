@@ -56,7 +56,8 @@ def test_no_passphrase_and_no_terminal(store: Path) -> None:
 
 
 def test_missing_store(tmp_path: Path) -> None:
-    one_line(cli("at", tmp_path / "nothing", "ls", env=ENV), 2, "no kloset store")
+    where = tmp_path / "nothing"
+    one_line(cli("at", where, "ls", env=ENV), 2, "no kloset store", f"kloset at {where} create")
 
 
 def test_create_on_existing_store(store: Path) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import typer
 
 from kloset import passphrase as pp
+from kloset.errors import StoreNotFound
 from kloset.repository import Repository
 from kloset.storage import Storage
 
@@ -44,7 +45,14 @@ class StoreContext:
     def open(self) -> Repository:
         storage = self.storage()
         given = pp.resolve(self.passphrase_file)
-        return Repository.open(storage, given if given is not None else (lambda: pp.prompt()))
+        try:
+            return Repository.open(storage, given if given is not None else (lambda: pp.prompt()))
+        except StoreNotFound as exc:
+            if not isinstance(exc.__cause__, FileNotFoundError):
+                raise  # the location could not be read: creating a store would not help
+            raise StoreNotFound(
+                f"{exc}: create one with `kloset at {self.location} create`"
+            ) from exc
 
 
 @at_app.callback()

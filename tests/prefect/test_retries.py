@@ -83,3 +83,16 @@ def test_missing_koofr_folder_fails_at_once(
     assert task_runs(state)["enumerate"] == 1
     assert "does not exist" in (state.message or "")
     assert "Fix: check the base folder" in (state.message or "")
+
+
+def test_first_run_without_a_store_says_how_to_create_it_in_one_line(
+    local_source: Any, store_block: KlosetRepository
+) -> None:
+    """What a UI-only user sees when the deployment's store does not exist yet."""
+    state = backup_flow(str(local_source), store_block, return_state=True)
+    assert state.is_failed()
+    message = state.message or ""
+    assert "\n" not in message
+    assert "no kloset store at" in message
+    assert "Fix: create the store once: run the deployment with create_store=true" in message
+    assert "kloset at STORE create" in message
