@@ -73,6 +73,7 @@ def _receive(pipe: IO[bytes]) -> Any:
 _spawn_q: queue.Queue[tuple[list[str], dict[str, str], Future[subprocess.Popen[bytes]]]] = (
     queue.Queue()
 )
+WORKER_CODE = "from kloset.workers import serve; serve()"
 _spawner: threading.Thread | None = None
 _spawner_lock = threading.Lock()
 
@@ -88,8 +89,9 @@ def _spawner_loop() -> None:
             fut.set_result(proc)
 
 
-def _start_process(preload: str, pool_size: int = 1) -> subprocess.Popen[bytes]:
-    """Start one worker from the spawner thread (see the module docstring for why)."""
+def _start_process(preload: str, label: str, pool_size: int = 1) -> subprocess.Popen[bytes]:
+    """Start one worker from the spawner thread (see the module docstring for why). `label`
+    goes on its command line, so `pgrep -f STORE` finds a store's workers."""
     from kloset import throttle
 
     global _spawner
@@ -105,7 +107,8 @@ def _start_process(preload: str, pool_size: int = 1) -> subprocess.Popen[bytes]:
         else:
             env[key] = value
     fut: Future[subprocess.Popen[bytes]] = Future()
-    _spawn_q.put(([sys.executable, "-c", "from kloset.workers import serve; serve()"], env, fut))
+    argv = [sys.executable, "-c", WORKER_CODE, "kloset-worker", label]
+    _spawn_q.put((argv, env, fut))
     return fut.result()
 
 
@@ -116,9 +119,10 @@ class WorkerPool:
     stops them; `kill` ends them at once, making every `run` in progress raise WorkerDied.
     """
 
-    def __init__(self, size: int, *, preload: str = "") -> None:
+    def __init__(self, size: int, *, preload: str = "", label: str = "") -> None:
         self.size = max(1, int(size))
         self.preload = preload
+        self.label = label
         self._slots = threading.BoundedSemaphore(self.size)
         self._lock = threading.Lock()
         self._idle: list[subprocess.Popen[bytes]] = []
@@ -155,7 +159,7 @@ class WorkerPool:
             threading.Thread(target=start, name="kloset-prestart", daemon=True).start()
 
     def _new(self) -> subprocess.Popen[bytes]:
-        proc = _start_process(self.preload, self.size)
+        proc = _start_process(self.preload, self.label, self.size)
         with self._lock:
             self._all.add(proc)
             if self._closed:
@@ -257,14 +261,17 @@ _shared: WorkerPool | None = None
 _shared_lock = threading.Lock()
 
 
-def shared_pool(size: int, *, preload: str = "") -> WorkerPool:
+def shared_pool(size: int, *, preload: str = "", label: str = "") -> WorkerPool:
     """One process-wide pool (Prefect tasks of a flow run share it); grows to `size`."""
     global _shared
     with _shared_lock:
-        if _shared is None or _shared._closed or _shared.preload != preload:
-            _shared = WorkerPool(size, preload=preload)
+        same = _shared is not None and (_shared.preload, _shared.label) == (preload, label)
+        if _shared is None or _shared._closed or not same:
+            old, _shared = _shared, WorkerPool(size, preload=preload, label=label)
+            if old is not None:
+                old.close()
         elif _shared.size < size:
-            old, _shared = _shared, WorkerPool(size, preload=preload)
+            old, _shared = _shared, WorkerPool(size, preload=preload, label=label)
             old.close()
         return _shared
 

@@ -76,8 +76,10 @@ def backup_batch(
     """
     src = block_locations.open_source(source)
     if processes > 0 and src.local_path("") is not None:
-        pool = engine_workers.shared_pool(processes, preload="kloset.backup.batch")
-        shipped = ship(open_repo(store))
+        repo = open_repo(store)
+        label = repo.storage.location
+        pool = engine_workers.shared_pool(processes, preload="kloset.backup.batch", label=label)
+        shipped = ship(repo)
         result: BatchResult = pool.run(batch_job, shipped, src, run, batch, items)
         return result
     repo = open_repo(store, refresh=True)

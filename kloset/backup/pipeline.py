@@ -113,9 +113,11 @@ def _run_batches(
     run = plan.run
     stop = threading.Event()
     processes = local and workers > 1 and len(batches) > 1
-    pool = (
-        WorkerPool(min(workers, len(batches)), preload="kloset.backup.batch") if processes else None
-    )
+    pool = None
+    if processes:
+        # The store on their command line: `pgrep -f STORE` finds a run's workers.
+        label = repo.storage.location
+        pool = WorkerPool(min(workers, len(batches)), preload="kloset.backup.batch", label=label)
     if pool is not None:
         pool.prestart()
     shipped = ship(repo) if pool is not None else None
