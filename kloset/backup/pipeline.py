@@ -135,8 +135,11 @@ def _run_batches(
             result: BatchResult = pool.run(
                 batch_job, shipped, source, run, batch_no, items, on_report=on_report
             )
-            return result
-        return back_up_batch(repo, source, run, batch_no, items, on_file=on_file, stop=stop)
+        else:
+            result = back_up_batch(repo, source, run, batch_no, items, on_file=on_file, stop=stop)
+        # Said at once, from this thread: an interrupt's line counts the batch as stored.
+        emit("batch", {"result": result})
+        return result
 
     results: list[BatchResult] = []
     executor = ThreadPoolExecutor(min(workers, len(batches)), thread_name_prefix="kloset-batch")
@@ -146,10 +149,7 @@ def _run_batches(
         }
         while pending:
             done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-            for fut in done:
-                res = fut.result()
-                results.append(res)
-                emit("batch", {"result": res})
+            results.extend(fut.result() for fut in done)
     except BaseException:
         # Stop handing out batches and abandon those in flight (see the module docstring).
         stop.set()

@@ -63,6 +63,7 @@ def test_sigint_stops_the_batches_and_the_next_run_resumes(big: Path, tmp_path: 
     # One worker: batches run in a thread of the CLI, which must stop between two files.
     proc = spawn("at", str(store), "backup", str(big), "--workers", "1")
     _wait_for(store / "runs", proc)  # the first batch is stored and journaled
+    time.sleep(0.1)  # ... and counted
     proc.send_signal(signal.SIGINT)
     lines = _stderr_lines(proc)
     assert proc.returncode == 130
