@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kloset.errors import KlosetError
-from kloset.leftovers import clean_leftovers
+from kloset.leftovers import clean_leftovers, young_journal_chunks
 from kloset.locks import StoreLock, store_lock
 from kloset.mark import mark_used
 from kloset.pack import BlobEntry, PackWriter, SealedPack, pack_name
@@ -167,7 +167,9 @@ def _prune_locked(
     now = time.time()
     keep, removed = _forget(repo, policy, report)
     found = _inventory(repo, grace, now, report)
-    _classify(repo, found.packs, keep, opts, report, emit)
+    # Data a dead run journaled is kept while its journals are (a resumed backup adopts it).
+    journaled = young_journal_chunks(repo, grace, now)
+    _classify(repo, found.packs, keep, opts, report, emit, journaled)
     emit("planned", {"report": report})
     if opts.dry_run:
         report.bytes_written = report.bytes_copied  # estimate: headers are a rounding error
@@ -264,8 +266,10 @@ def _classify(
     opts: PruneOptions,
     report: PruneReport,
     emit: Progress,
+    journaled: set[bytes] | None = None,
 ) -> None:
-    """Mark the blobs the kept snapshots use, then decide each pack's fate and count it."""
+    """Mark the blobs the kept snapshots (and young journals) use, then decide each pack's
+    fate and count it."""
     where: dict[bytes, tuple[bytes, BlobEntry]] = {}
     for pid, p in packs.items():
         for b in p.blobs:
@@ -277,7 +281,7 @@ def _classify(
             f"{len(marked.missing)} blobs the kept snapshots use are in no pack: nothing was "
             "deleted; run `kloset at STORE repair index` to see which files are affected"
         )
-    _assign(packs, marked.used)
+    _assign(packs, marked.used | {b for b in journaled or () if b in where})
     threshold = min(max(opts.repack_threshold, 0.0), 1.0)
     for p in packs.values():
         if p.action != "keep":

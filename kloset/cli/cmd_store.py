@@ -265,11 +265,14 @@ def info(
 
     repo = store_ctx(ctx).open()
     if target is None:
+        from kloset.leftovers import leftovers
+
         s = stats.store_stats(repo)
+        left = leftovers(repo)  # of dead runs: the next backup adopts them, or prune removes
         if as_json:
-            o.print_json(s.to_dict())
+            o.print_json({**s.to_dict(), "leftovers": left.to_dict()})
             return
-        rows = o.store_info_rows(s)
+        rows = [*o.store_info_rows(s), ("leftovers", left.describe())]
     else:
         header, _path = _resolve(repo, target)
         t = stats.snapshot_stats(repo, header)
