@@ -85,7 +85,7 @@ def test_quick_run_runs_the_deployment_and_custom_run_shows_its_blocks(
     assert run["state_type"] == "COMPLETED", f"{run['state']}\n{process_worker.log_tail()}"
     assert run["parameters"]["source"] == dep["parameters"]["source"]
     page.goto(f"{prefect_server.url}/runs/flow-run/{run['id']}")
-    page.get_by_text("Completed").first.wait_for()
+    page.get_by_text("Finished in state Completed").first.wait_for()  # its logs are shown
     _shoot(page, "prefect-quick-run.png")
 
     page.goto(f"{prefect_server.url}/deployments/deployment/{dep['id']}")
@@ -96,6 +96,12 @@ def test_quick_run_runs_the_deployment_and_custom_run_shows_its_blocks(
     for name in ("photos", "vault"):
         page.get_by_text(name, exact=True).first.wait_for()
     _shoot(page, "prefect-custom-run.png")
+    if screenshots_wanted():  # the run's kloset.* events, as docs/PREFECT.md shows them
+        page.goto(f"{prefect_server.url}/events")
+        event = page.get_by_text("kloset.snapshot.created").first
+        event.wait_for()
+        event.evaluate("e => e.scrollIntoView({block: 'center'})")
+        _shoot(page, "prefect-event-feed.png")
     # Let the runs this backup triggered (verify, off-site sync) finish before the session ends.
     # (In a thread: Playwright's sync API keeps an event loop running in this one.)
     with ThreadPoolExecutor(1) as pool:
