@@ -1,9 +1,14 @@
 """`backup_flow`: back up a Koofr folder (or any path/URL) into a Kloset store.
 
 The flow only orchestrates, in four steps that are each a small function here: plan
-(`enumerate`), the batches (each through `chunk` → `upload` on the chosen task runner, a
-bounded number in flight), commit and verify, and the report. It holds the store's shared lock
-for the whole run. All backup logic is the engine's.
+(`enumerate`), the batches (one `backup_batch` task each on the chosen task runner, a bounded
+number in flight), commit and verify, and the report. It holds the store's shared lock for the
+whole run. All backup logic is the engine's.
+
+A batch task gets its items (paths, sizes, mtimes: data), the store spec and the source, and
+puts packs, index and journal straight into the store: it runs on any machine that reaches
+both, with no disk shared with the flow. The plan stays on the flow's machine; `commit` reads
+the batches' journals from the store. See docs/PREFECT.md, "Run model".
 """
 
 from __future__ import annotations
@@ -16,13 +21,14 @@ from prefect import flow, get_run_logger
 
 from blocks import KlosetRepository, KoofrStorage
 from blocks import locations as block_locations
-from flows import reporting
+from flows import cancel, reporting
 from flows.events import BackupEvents
 from flows.runners import RunnerChoice, make_runner, run_batches
+from kloset import workers as engine_workers
 from kloset.backup import BackupOptions, BatchResult, CommitResult, EnumerateResult
 from kloset.backup import spool as engine_spool
 from kloset.backup.options import TASK_BATCH_BYTES, TASK_BATCH_FILES
-from kloset.backup.plan import load_batches, load_plan_cached
+from kloset.backup.plan import load_batches
 from kloset.display import parse_size
 from kloset.throttle import limited
 from kloset_tasks import backup_batch, commit_snapshot, enumerate_task, verify
@@ -43,8 +49,8 @@ class _Run:
     title: str
     attempt: int = 1
     plan: EnumerateResult | None = None
-    chunks: dict[int, BatchResult] = field(default_factory=dict)
-    uploads: dict[int, BatchResult] = field(default_factory=dict)
+    items: list[list[Any]] = field(default_factory=list)  # per batch, as the tasks get them
+    batches: dict[int, BatchResult] = field(default_factory=dict)  # the finished ones
     commit: CommitResult | None = None
     verification: dict[str, Any] | None = None
     failures: list[tuple[str, str]] = field(default_factory=list)
@@ -52,9 +58,9 @@ class _Run:
     started: float = field(default_factory=time.monotonic)
 
     def finished_batches(self) -> list[BatchResult]:
-        """The batches whose data reached the store (chunked and uploaded): what a failed or
-        cancelled run really stored, and what the next run reuses."""
-        return [self.chunks[b] for b in sorted(self.uploads) if b in self.chunks]
+        """The batches whose data and journal reached the store: what a failed or cancelled
+        run really stored, and what the next run adopts instead of reading again."""
+        return [self.batches[b] for b in sorted(self.batches)]
 
 
 @flow(
@@ -96,7 +102,7 @@ def backup_flow(
         files_from: Back up only these paths (relative to the source root) and what they hold.
         one_file_system: Do not descend into other file systems (local sources only).
         force_read: Read every file even if the parent snapshot has it unchanged.
-        batch_bytes: Bytes of changed files per batch (one `chunk` + one `upload` task).
+        batch_bytes: Bytes of changed files per batch (one `backup_batch` task).
         batch_files: Files per batch at most.
         task_runner: ``thread`` (Koofr sources), ``process`` (local sources, all cores) or
             ``dask`` (a local cluster, or the scheduler at `dask_address`).
@@ -104,8 +110,8 @@ def backup_flow(
         dask_address: Address of a running Dask scheduler (implies ``dask``).
         verify_fraction: Fraction of the snapshot's data read back after the backup.
         create_store: Create the store if there is none yet (first run).
-        spool_dir: Local directory for sealed packs awaiting upload; must be shared when
-            workers run on several machines.
+        spool_dir: Local directory for the run's plan (on the flow's machine; batches never
+            need it). Default: inside a local store, else ``KLOSET_SPOOL`` or the user cache.
         allow_partial: Finish Completed even if some paths could not be read.
         chunk_processes: With the ``thread`` runner, chunk a local source in `workers` worker
             processes (threads would share the GIL); Koofr sources always use threads.
@@ -148,7 +154,8 @@ def backup_flow(
             _commit_and_verify(run, spec, verify_fraction, events)
     except BaseException as exc:
         _stop(run, exc)
-        events.failed(exc, *events.committed(run.commit))
+        if cancel.ended_by(exc) != cancel.CANCELLED:  # a cancel is what the user asked for
+            events.failed(exc, *events.committed(run.commit))
         raise reporting.with_fix(exc)  # noqa: B904 - chained in with_fix
     progress.update(1.0, force=True)
     try:
@@ -191,17 +198,21 @@ def _back_up_batches(
     processes: int,
     progress: reporting.Progress,
 ) -> None:
-    """Every batch through `chunk` then `upload`, at most `workers` batches in flight."""
+    """Every batch through `backup_batch`, at most `workers` batches in flight.
+
+    Interrupted (a cancel, a signal), the batches still running are abandoned at once: their
+    worker processes are killed, and what they half wrote is temporaries nobody names.
+    """
     assert run.plan is not None
     plan = run.plan
     if not plan.batches:
         return
     logger = get_run_logger()
     batch_t = backup_batch.with_options(tags=koofr_tags(spec, source))
-    items = load_batches(plan.run_dir)
+    run.items = load_batches(plan.run_dir)
 
-    def on_result(batch: int, stage: int, result: Any) -> None:
-        run.chunks[batch] = run.uploads[batch] = result
+    def on_result(batch: int, _stage: int, result: BatchResult) -> None:
+        run.batches[batch] = result
         logger.info(
             "batch %d/%d stored: %d files, %s read, %s new",
             batch + 1,
@@ -210,23 +221,27 @@ def _back_up_batches(
             reporting.human_bytes(result.bytes_read),
             reporting.human_bytes(result.new_bytes),
         )
-        progress.update(0.05 + 0.85 * len(run.uploads) / plan.batches)
+        progress.update(0.05 + 0.85 * len(run.batches) / plan.batches)
 
-    stages = [
-        (
-            batch_t,
-            lambda b: {
-                "store": spec,
-                "source": source,
-                "run": plan.run,
-                "batch": b,
-                "items": items[b],
-                "processes": 0 if dask_address else processes,
-            },
-        ),
-    ]
+    def params(batch: int) -> dict[str, Any]:
+        return {
+            "store": spec,
+            "source": source,
+            "run": plan.run,
+            "batch": batch,
+            "items": run.items[batch],
+            # On Dask the worker is the process; elsewhere local chunking needs processes.
+            "processes": 0 if dask_address else processes,
+        }
+
     with make_runner(task_runner, workers, dask_address) as runner:
-        failures = run_batches(runner, plan.batches, stages, window=workers, on_result=on_result)
+        try:
+            failures = run_batches(
+                runner, plan.batches, [(batch_t, params)], window=workers, on_result=on_result
+            )
+        except BaseException:
+            engine_workers.shutdown_shared()  # do not wait for batches nobody will commit
+            raise
     if failures:
         for batch, _stage, exc in failures:
             run.failures.extend(_batch_failures(run, batch, exc))
@@ -234,7 +249,7 @@ def _back_up_batches(
         raise reporting.KlosetFlowError(
             reporting.failure_message(
                 f"backup of {run.source} stopped; the store is consistent and a rerun reuses "
-                f"the {len(run.uploads)} uploaded batch(es)",
+                f"the {len(run.batches)} stored batch(es)",
                 run.failures,
             )
         )
@@ -243,21 +258,16 @@ def _back_up_batches(
 def _batch_failures(run: _Run, batch: int, exc: BaseException) -> list[tuple[str, str]]:
     """One failed-paths row per file of a batch that did not reach the store, naming the
     cause: the file the error names gets the error, the others say their batch stopped."""
-    assert run.plan is not None
     cause = _one_line(exc)
-    named = getattr(exc, "path", None)
-    try:
-        plan = load_plan_cached(run.plan.run_dir)
-        paths = ["/" + str(plan["items"][i][0]) for i in plan["batches"][batch]]
-    except (OSError, KeyError, IndexError, ValueError):
-        return [(str(named) if named else f"(batch {batch + 1})", cause)]
+    named = str(getattr(exc, "path", "") or "").lstrip("/")
     rows = []
-    for path in paths:
-        if named and path.lstrip("/") == str(named).lstrip("/"):
+    for item in run.items[batch] if batch < len(run.items) else []:
+        path = "/" + str(item[1]).lstrip("/")
+        if named and path[1:] == named:
             rows.append((path, cause))
         else:
             rows.append((path, f"not backed up: its batch {batch + 1} stopped: {cause}"))
-    return rows
+    return rows or [(f"/{named}" if named else f"(batch {batch + 1})", cause)]
 
 
 def _commit_and_verify(
@@ -274,13 +284,20 @@ def _commit_and_verify(
 def _stop(run: _Run, exc: BaseException) -> None:
     """The run ends early (failure, cancel, termination): tidy up and say what was stored.
 
-    Runs after the lock was released. Uploaded batches are indexed and reused by the next run;
-    the rest of the run directory is redone, so it goes.
+    Runs after the lock was released. What finished batches stored (packs, index, journal)
+    stays in the store and the next run adopts it; the local run directory (the plan) goes.
     """
     if run.plan is not None and run.commit is None:
         engine_spool.remove_run(run.plan.run_dir)
-    run.stopped = run.stopped or _one_line(exc)
-    _publish(run, _ended_as(exc))
+    status = cancel.ended_by(exc)
+    run.stopped = run.stopped or (
+        "a cancel request" if status == cancel.CANCELLED else _one_line(exc)
+    )
+    _publish(run, status)
+    if status == cancel.CANCELLED:
+        cancel.confirm_cancelled(
+            f"Cancelled: {_stored_so_far(run)} stored; run the same backup again to resume"
+        )
 
 
 def _report(run: _Run, allow_partial: bool) -> dict[str, Any]:
@@ -310,21 +327,6 @@ def _report(run: _Run, allow_partial: bool) -> dict[str, Any]:
         "errors": len(run.commit.errors),
         "verified": bool(run.verification.get("ok")),
     }
-
-
-def _ended_as(exc: BaseException) -> str:
-    """The status a run stopped by `exc` ends with, as the summary shows it."""
-    from prefect.exceptions import TerminationSignal
-
-    if isinstance(exc, TerminationSignal | KeyboardInterrupt):
-        try:
-            from prefect._internal.control_listener import get_intent
-
-            intent = get_intent()
-        except Exception:  # noqa: BLE001 - an older Prefect: a signal is all we know
-            intent = None
-        return "CANCELLED" if intent == "cancel" else "INTERRUPTED"
-    return "FAILED"
 
 
 def _one_line(exc: BaseException) -> str:
@@ -373,6 +375,18 @@ def _publish(run: _Run, status: str) -> None:
     )
 
 
+def _stored_so_far(run: _Run) -> str:
+    """'4 files of 22 to read (96.0 MiB) in 1 of 5 batches': what the finished batches hold."""
+    done, plan = run.finished_batches(), run.plan
+    files = sum(c.files for c in done)
+    if plan is None:
+        return f"{files} files"
+    return (
+        f"{files} files of {plan.files_to_read} to read "
+        f"({reporting.human_bytes(plan.bytes_to_read)}) in {len(done)} of {plan.batches} batches"
+    )
+
+
 def _summary_rows(run: _Run) -> list[tuple[str, Any]]:
     """What a run did. A committed run reports its snapshot's stats; a run that stopped early
     reports only what its finished batches stored (the plan is not what happened)."""
@@ -397,22 +411,13 @@ def _summary_rows(run: _Run) -> list[tuple[str, Any]]:
         ]
     else:
         done = run.finished_batches()
-        files = sum(c.files for c in done)
-        read = sum(c.bytes_read for c in done)
-        added = sum(c.stored_bytes for c in done)
-        planned = (
-            f" of {plan.files_to_read} to read ({reporting.human_bytes(plan.bytes_to_read)}) "
-            f"in {len(done)} of {plan.batches} batches"
-            if plan
-            else ""
-        )
         rows += [
             ("Snapshot", "none (nothing committed)"),
             ("Source", run.source),
             ("Store", run.store),
-            ("Stored so far", f"{files} files{planned}"),
-            ("Bytes read", reporting.human_bytes(read)),
-            ("Bytes added", reporting.human_bytes(added)),
+            ("Stored so far", _stored_so_far(run)),
+            ("Bytes read", reporting.human_bytes(sum(c.bytes_read for c in done))),
+            ("Bytes added", reporting.human_bytes(sum(c.stored_bytes for c in done))),
             ("Next run", "reuses what was stored: run the same backup again to resume"),
         ]
         if run.stopped:
