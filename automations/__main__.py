@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 
 from automations.install import install, parse_duration, remove
+from blocks.commands import run_command
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,17 +37,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     verbs.add_parser("remove", help="delete the automations")
     args = parser.parse_args(argv)
-    try:
+
+    def act() -> Iterator[str]:
         if args.verb == "install":
             for name, automation_id in install(args.notify_block, args.overdue_after).items():
-                print(f"installed automation {name} ({automation_id})")
+                yield f"installed automation {name} ({automation_id})"
         else:
-            for name in remove():
-                print(f"removed automation {name}")
-    except Exception as exc:  # noqa: BLE001 - one line on stderr, never a traceback
-        print(f"automations: error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+            yield from (f"removed automation {name}" for name in remove())
+
+    return run_command("automations", act)
 
 
 if __name__ == "__main__":

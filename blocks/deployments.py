@@ -16,8 +16,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
+
+from blocks.commands import run_command
 
 FLOW_PREFIX = "kloset-"  # the flows of this package: kloset-backup, kloset-verify, ...
 
@@ -91,14 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     link = verbs.add_parser("link", help="link the Kloset deployments (or the ones named)")
     link.add_argument("deployments", nargs="*", metavar="FLOW/NAME")
     args = parser.parse_args(argv)
-    try:
+
+    def act() -> Iterator[str]:
         for name, missing in asyncio.run(alink(args.deployments)):
             note = f" (not found, still by name: {', '.join(missing)})" if missing else ""
-            print(f"linked {name}{note}")
-    except Exception as exc:  # noqa: BLE001 - one line on stderr, never a traceback
-        print(f"blocks.deployments: error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+            yield f"linked {name}{note}"
+
+    return run_command("blocks.deployments", act)
 
 
 if __name__ == "__main__":

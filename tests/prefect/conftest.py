@@ -228,6 +228,17 @@ def store_block(tmp_path: Path) -> Any:
     return KlosetRepository(location=str(tmp_path / "store"), passphrase=SecretStr(PASSPHRASE))
 
 
+def damage_a_pack(store: Any) -> None:
+    """Flip one byte in the middle of the biggest pack of a local store (a disk's bit rot)."""
+    pack = max(
+        (p for p in (Path(str(store.location)) / "packs").rglob("*") if p.is_file()),
+        key=lambda p: p.stat().st_size,
+    )
+    data = bytearray(pack.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    pack.write_bytes(bytes(data))
+
+
 def tree_files(root: Path) -> dict[str, bytes]:
     """{relative path: bytes} of the regular files below `root`."""
     return {

@@ -1,4 +1,5 @@
-"""The shipped automations, installed with their one command, notify a local webhook."""
+"""The shipped automations, installed with their one command, notify a local webhook: of a
+failed backup, of one that did not happen within the (shortened) window, of a damaged store."""
 
 from __future__ import annotations
 
@@ -11,15 +12,15 @@ import pytest
 from pydantic import SecretStr
 
 from blocks import KlosetRepository
-from flows import backup_flow
-from tests.prefect.conftest import REPO, PrefectServer
+from flows import backup_flow, verify_flow
+from tests.prefect.conftest import REPO, PrefectServer, damage_a_pack
 from tests.prefect.feed import drain_events, wait_for
 from tests.prefect.webhook import webhook_receiver
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
-def test_automations_notify_on_failure_and_when_no_backup_completed(
+def test_automations_notify_on_failure_when_overdue_and_on_damage(
     prefect_server: PrefectServer, local_source: Path, store_block: KlosetRepository
 ) -> None:
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
@@ -61,7 +62,15 @@ def test_automations_notify_on_failure_and_when_no_backup_completed(
                 lambda: received.matching("Kloset backup overdue"), "the overdue webhook", 60
             )
             assert state.result()["snapshot_id"] in overdue["body"]
-            assert not received.matching("Kloset store damaged")
+
+            # Damage in a pack: the check fails and says which file is hit.
+            damage_a_pack(store_block)
+            assert verify_flow(store_block, read_data_subset="all", return_state=True).is_failed()
+            drain_events()
+            (damaged,) = wait_for(
+                lambda: received.matching("Kloset store damaged"), "the damage webhook"
+            )
+            assert "/docs/deep/b.bin" in damaged["body"] and "1 damaged pack" in damaged["body"]
         finally:
             asyncio.run(aremove())
 

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from blocks import KlosetRepository
 from flows import backup_flow, prune_flow, restore_flow, verify_flow
 from flows.events import location_resource
-from tests.prefect.conftest import PrefectServer
+from tests.prefect.conftest import PrefectServer, damage_a_pack
 from tests.prefect.feed import drain_events, read_events, related, wait_for
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -80,13 +80,7 @@ def test_flows_emit_events_with_store_and_source(
     assert pruned["payload"]["dry_run"] is True and pruned["payload"]["snapshots_kept"] == 1
 
     # Damage: the check fails, and says so on the feed with the affected paths.
-    pack = max(
-        (p for p in (Path(str(store_block.location)) / "packs").rglob("*") if p.is_file()),
-        key=lambda p: p.stat().st_size,
-    )
-    data = bytearray(pack.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    pack.write_bytes(bytes(data))
+    damage_a_pack(store_block)
     assert verify_flow(store_block, read_data_subset="all", return_state=True).is_failed()
     drain_events()
     (damaged,) = wait_for(
