@@ -100,6 +100,8 @@ def retry_condition(task: Any, task_run: Any, state: Any) -> bool:
 
 def fix_for(exc: BaseException) -> str | None:
     """What the user must change so the next run succeeds; None when nothing obvious."""
+    if retry_helps(exc):  # e.g. a StoreNotFound that is really a 503 reading CONFIG
+        return "Koofr (or the store's disk) was busy or unreachable: run it again later"
     for link in _chain(exc):
         hint = _hint(link)
         if hint:

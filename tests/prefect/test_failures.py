@@ -52,3 +52,8 @@ def test_explain_says_what_to_fix_in_one_line() -> None:
     assert text.startswith("StoreNotFound: no kloset store at /srv/x. Fix: create the store")
     assert "create_store=true" in text and "\n" not in text
     assert explain(ValueError("plain")) == "ValueError: plain"
+
+
+def test_an_outage_is_not_mistaken_for_a_missing_store() -> None:
+    outage = _wrapped(StoreNotFound("cannot open store at @k:/s"), KoofrRetryError("503"))
+    assert "run it again later" in explain(outage) and "create" not in explain(outage)
