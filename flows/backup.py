@@ -304,7 +304,7 @@ def _report(run: _Run, allow_partial: bool) -> dict[str, Any]:
     """Publish the summary of a committed run; fail it when verification or paths failed."""
     assert run.commit is not None and run.verification is not None
     run.failures.extend(run.commit.errors)
-    problems = [("(verify)", e) for e in run.verification.get("errors", [])]
+    problems = _verify_problems(run.verification)
     run.failures.extend(problems)
     failed = bool(problems) or (bool(run.commit.errors) and not allow_partial)
     _publish(run, "FAILED" if failed else "Completed")
@@ -327,6 +327,19 @@ def _report(run: _Run, allow_partial: bool) -> dict[str, Any]:
         "errors": len(run.commit.errors),
         "verified": bool(run.verification.get("ok")),
     }
+
+
+def _verify_problems(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """Failed-paths rows for what verify found: the files whose data is damaged, then the
+    store-level errors that name no file."""
+    errors = list(report.get("errors", []))
+    first = errors[0] if errors else "damaged data"
+    rows = [
+        (str(path), f"damaged in the new snapshot {snap[:12]}: {first}")
+        for snap, paths in report.get("affected", {}).items()
+        for path in paths
+    ]
+    return rows + [("(store)", e) for e in errors if not rows]
 
 
 def _one_line(exc: BaseException) -> str:

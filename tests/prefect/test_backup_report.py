@@ -88,3 +88,26 @@ def test_a_retried_run_that_stops_early_reports_what_each_attempt_stored(
     assert rows and {r["path"] for r in rows} <= {f"/{p}" for p in corpus}, rows
     assert all("503" in r["error"] for r in rows), rows
     assert len(rows) < len(corpus)  # the uploaded batch's files are not in the table
+
+
+def test_verify_problems_name_the_damaged_files() -> None:
+    from flows.backup import _verify_problems
+
+    report = {
+        "errors": ["pack 1a2b: blob 3c4d does not decrypt"],
+        "affected": {"ab" * 32: ["/docs/a.txt", "/b.bin"]},
+    }
+    assert _verify_problems(report) == [
+        (
+            "/docs/a.txt",
+            f"damaged in the new snapshot {'ab' * 6}: pack 1a2b: blob 3c4d does not decrypt",
+        ),
+        (
+            "/b.bin",
+            f"damaged in the new snapshot {'ab' * 6}: pack 1a2b: blob 3c4d does not decrypt",
+        ),
+    ]
+    # Damage that names no file is still reported.
+    assert _verify_problems({"errors": ["index 9f: unreadable"]}) == [
+        ("(store)", "index 9f: unreadable")
+    ]
