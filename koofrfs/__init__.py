@@ -14,6 +14,10 @@ from __future__ import annotations
 
 from importlib import metadata
 
+from koofrfs import lean_httpx
+
+lean_httpx.install()  # before anything here imports httpx
+
 try:
     __version__ = metadata.version("prefect-kloset")
 except metadata.PackageNotFoundError:  # running from a source tree

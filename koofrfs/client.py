@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -104,6 +105,15 @@ def _error_detail(response: httpx.Response) -> tuple[str | None, str]:
     return None, " ".join(text.split())[:200]
 
 
+def _tls_context(endpoint: str) -> ssl.SSLContext | bool:
+    """httpx's default (verify against the CA bundle) for https; for a plain-http endpoint (the
+    emulator, a local gateway) a context that trusts nothing: it is never used for http, loading
+    the CA bundle cost ~0.1 s of every run, and any TLS it were ever asked for fails closed."""
+    if endpoint.startswith("http://"):
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, with no CA: trusts nothing
+    return True
+
+
 class KoofrClient:
     """Thread-safe Koofr HTTP client; see the module docstring for why it is shared and lazy."""
 
@@ -157,6 +167,7 @@ class KoofrClient:
                         max_keepalive_connections=cfg.max_connections,
                     ),
                     timeout=httpx.Timeout(cfg.timeout),
+                    verify=_tls_context(cfg.endpoint),
                     transport=self._transport,
                     follow_redirects=False,
                 )
