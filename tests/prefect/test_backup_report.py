@@ -89,6 +89,18 @@ def test_a_retried_run_that_stops_early_reports_what_each_attempt_stored(
     assert all("503" in r["error"] for r in rows), rows
     assert len(rows) < len(corpus)  # the uploaded batch's files are not in the table
 
+    # The next run adopts what the first attempt stored: it downloads only the other files.
+    stored_files = int(stored.split("|")[2].split()[0])
+    emulator.reset_counters()
+    state = backup_flow(source, store, batch_bytes=1 * MIB, workers=1, return_state=True)
+    assert state.is_completed(), state.message
+    downloaded = {
+        r.path
+        for r in emulator.requests
+        if r.route == "files/get" and r.path.startswith("/Corpus/")
+    }
+    assert len(downloaded) == len(corpus) - stored_files > 0, sorted(downloaded)
+
 
 def test_verify_problems_name_the_damaged_files() -> None:
     from flows.backup import _verify_problems
