@@ -125,8 +125,10 @@ class WorkerPool:
         self.label = label
         self._slots = threading.BoundedSemaphore(self.size)
         self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)  # a prestarted worker became idle
         self._idle: list[subprocess.Popen[bytes]] = []
         self._all: set[subprocess.Popen[bytes]] = set()
+        self._starting = 0  # prestarts under way
         self._closed = False
 
     def __enter__(self) -> WorkerPool:
@@ -144,18 +146,29 @@ class WorkerPool:
             return [p.pid for p in self._all]
 
     def prestart(self, count: int | None = None) -> None:
-        """Start workers now (in the background), so their imports overlap the caller's work."""
+        """Have `count` workers (default: `size`) started, in the background, so their
+        start-up overlaps the caller's work."""
+        with self._lock:
+            wanted = min(self.size, count or self.size) - self._starting - len(self._all)
+            self._starting += max(0, wanted)
 
         def start() -> None:
-            with contextlib.suppress(Exception):
+            try:
                 proc = self._new()
+            except Exception:  # noqa: BLE001 - `run` starts one itself if this failed
+                return
+            finally:
                 with self._lock:
-                    if self._closed:
-                        _stop(proc, kill=True)
-                        return
+                    self._starting -= 1
+                    self._ready.notify_all()
+            with self._lock:
+                if not self._closed:
                     self._idle.append(proc)
+                    self._ready.notify_all()
+                    return
+            _stop(proc, kill=True)
 
-        for _ in range(min(self.size, count or self.size)):
+        for _ in range(max(0, wanted)):
             threading.Thread(target=start, name="kloset-prestart", daemon=True).start()
 
     def _new(self) -> subprocess.Popen[bytes]:
@@ -170,13 +183,17 @@ class WorkerPool:
 
     def _take(self) -> subprocess.Popen[bytes]:
         with self._lock:
-            if self._closed:
-                raise WorkerDied("the worker pool was stopped")
-            while self._idle:
-                proc = self._idle.pop()
-                if proc.poll() is None:
-                    return proc
-                self._all.discard(proc)
+            while True:
+                if self._closed:
+                    raise WorkerDied("the worker pool was stopped")
+                while self._idle:
+                    proc = self._idle.pop()
+                    if proc.poll() is None:
+                        return proc
+                    self._all.discard(proc)
+                if not self._starting:
+                    break
+                self._ready.wait(timeout=1.0)  # one being prestarted is sooner than a new one
         return self._new()
 
     def run(self, func: Callable[..., Any], *args: Any, on_report: Report | None = None) -> Any:

@@ -23,7 +23,7 @@ from kloset.source import Source
 PREFETCH_FILES = 8
 PREFETCH_BYTES = 64 * 1024 * 1024
 PREFETCH_MAX_FILE = 8 * 1024 * 1024
-GROUP_CHUNKS = 64
+GROUP_CHUNKS = 1024  # new chunks claimed at once: one SQLite transaction per group
 GROUP_BYTES = 32 * 1024 * 1024
 
 

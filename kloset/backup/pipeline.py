@@ -79,10 +79,22 @@ def _run(
     local = source.local_path("") is not None
     workers = max(1, workers or default_workers(local))
     plan: EnumerateResult | None = None
+    # Worker processes for a local source's batches, started once a second batch is certain
+    # (a run of one batch runs it in this process), so they start while the scan goes on.
+    pool = (
+        WorkerPool(workers, preload="kloset.backup.batch", label=repo.storage.location)
+        if local and workers > 1
+        else None
+    )
+
+    def on_batch(planned: int) -> None:
+        if pool is not None:
+            pool.prestart(planned + 1)  # at least one more batch follows this full one
+
     try:
-        plan = enumerate_source(repo, source, spool_root, options)
+        plan = enumerate_source(repo, source, spool_root, options, on_batch=on_batch)
         emit("planned", {"plan": plan})
-        results = _run_batches(repo, source, plan, workers, local, emit) if plan.batches else []
+        results = _run_batches(repo, source, plan, workers, pool, emit) if plan.batches else []
         if options.dry_run:
             return BackupReport(
                 plan, _dry_commit(plan, results), time.perf_counter() - started, True
@@ -91,10 +103,14 @@ def _run(
         commit = commit_snapshot(repo, plan.run_dir)
     except BaseException:
         # What the batches stored is indexed and journaled: the next run adopts it.
+        if pool is not None:
+            pool.kill()
         if plan is not None:
             shutil.rmtree(plan.run_dir, ignore_errors=True)
         raise
     finally:
+        if pool is not None:
+            pool.close()
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
     return BackupReport(plan, commit, time.perf_counter() - started)
@@ -105,21 +121,16 @@ def _run_batches(
     source: Source,
     plan: EnumerateResult,
     workers: int,
-    local: bool,
+    pool: WorkerPool | None,
     emit: ProgressFn,
 ) -> list[BatchResult]:
-    """Every batch, `workers` at once; emits "read" as files are read and "batch" per batch."""
+    """Every batch, `workers` at once; emits "read" as files are read and "batch" per batch.
+    Batches run in `pool`'s processes when there is more than one, else in threads."""
     batches = load_batches(plan.run_dir)
     run = plan.run
     stop = threading.Event()
-    processes = local and workers > 1 and len(batches) > 1
-    pool = None
-    if processes:
-        # The store on their command line: `pgrep -f STORE` finds a run's workers.
-        label = repo.storage.location
-        pool = WorkerPool(min(workers, len(batches)), preload="kloset.backup.batch", label=label)
-    if pool is not None:
-        pool.prestart()
+    if len(batches) < 2:
+        pool = None
     shipped = ship(repo) if pool is not None else None
 
     def on_report(value: tuple[int, int]) -> None:
@@ -159,8 +170,6 @@ def _run_batches(
         raise
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
-        if pool is not None:
-            pool.close()
     return results
 
 

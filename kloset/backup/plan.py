@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -182,8 +183,12 @@ def enumerate_source(
     options: BackupOptions | None = None,
     *,
     lock_id: str | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> EnumerateResult:
     """Scan `source`, write the plan into a fresh run directory and return its summary.
+
+    `on_batch(n)` is called as each full batch is planned (the scan goes on): the CLI starts
+    its worker processes then, so their start-up overlaps the rest of the scan.
 
     `lock_id` is the store lock the run holds (default: the one this process holds on this
     store); it goes into the run id, which is how a later run tells this one is dead.
@@ -261,6 +266,8 @@ def enumerate_source(
                 if cur_bytes >= options.batch_bytes or len(current) >= options.batch_files:
                     batches.append(current)
                     current, cur_bytes = [], 0
+                    if on_batch is not None:
+                        on_batch(len(batches))
         elif item.type == DIR:
             counts["dirs"] += 1
         else:
