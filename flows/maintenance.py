@@ -130,23 +130,11 @@ def prune_flow(
     Returns:
         The prune report (kept and removed snapshots with reasons, bytes reclaimed).
     """
+    # Every parameter but the store is a prune option, under the name PruneOptions takes.
+    options = PruneOptions.from_params({k: v for k, v in locals().items() if k != "store"})
     logger = get_run_logger()
     spec = store_spec(store)
     started = time.monotonic()
-    options = PruneOptions.from_params(
-        keep_last=keep_last,
-        keep_hourly=keep_hourly,
-        keep_daily=keep_daily,
-        keep_weekly=keep_weekly,
-        keep_monthly=keep_monthly,
-        keep_yearly=keep_yearly,
-        keep_tag=keep_tag,
-        keep_within=keep_within,
-        repack_threshold=repack_threshold,
-        grace_minutes=grace_minutes,
-        dry_run=dry_run,
-        repack_small=repack_small,
-    )
     try:
         # prune takes the exclusive lock itself; holding a shared one here would block it.
         report = prune.with_options(tags=koofr_tags(spec))(spec, options)

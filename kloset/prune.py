@@ -17,7 +17,7 @@ import os
 import shutil
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,40 +56,33 @@ class PruneOptions:
     repack_small: bool = True
 
     @classmethod
-    def from_params(
-        cls,
-        *,
-        keep_last: int = 0,
-        keep_hourly: int = 0,
-        keep_daily: int = 0,
-        keep_weekly: int = 0,
-        keep_monthly: int = 0,
-        keep_yearly: int = 0,
-        keep_tag: list[str] | None = None,
-        keep_within: str | None = None,
-        repack_threshold: float = 0.2,
-        grace_minutes: float = 60.0,
-        dry_run: bool = False,
-        repack_small: bool = True,
-        lock_wait: float | None = None,
-    ) -> PruneOptions:
-        """The options from the flat user-facing parameters: the CLI's flags and the prune
-        flow's form share these names, and this is the one place that turns them into a policy
-        and checks them."""
-        if not 0.0 <= repack_threshold <= 1.0:
+    def from_params(cls, params: Mapping[str, Any]) -> PruneOptions:
+        """The options from the flat user-facing parameters, by name: the CLI's flags and the
+        prune flow's form both pass theirs (`PARAMS`: `keep_*`, `repack_threshold`,
+        `grace_minutes`, `dry_run`, `repack_small`, `lock_wait`), and this is the one place that
+        turns them into a policy and checks them."""
+        unknown = sorted(set(params) - PARAMS)
+        if unknown:
+            raise TypeError(f"not a prune parameter: {', '.join(unknown)}")
+        threshold = float(params.get("repack_threshold", 0.2))
+        if not 0.0 <= threshold <= 1.0:
             raise KlosetError("--repack-threshold must be between 0 and 1")
-        policy = RetentionPolicy.from_keep(
-            last=keep_last,
-            hourly=keep_hourly,
-            daily=keep_daily,
-            weekly=keep_weekly,
-            monthly=keep_monthly,
-            yearly=keep_yearly,
-            tags=keep_tag,
-            within=keep_within,
+        keep = {k.removeprefix("keep_"): v for k, v in params.items() if k.startswith("keep_")}
+        return cls(
+            policy=RetentionPolicy.from_keep(**keep),
+            repack_threshold=threshold,
+            grace_minutes=max(0.0, float(params.get("grace_minutes", 60.0))),
+            dry_run=bool(params.get("dry_run", False)),
+            lock_wait=params.get("lock_wait"),
+            repack_small=bool(params.get("repack_small", True)),
         )
-        grace = max(0.0, grace_minutes)
-        return cls(policy, repack_threshold, grace, dry_run, lock_wait, repack_small)
+
+
+# What `PruneOptions.from_params` takes: the names of the CLI's options and the flow's parameters.
+PARAMS = frozenset(
+    [f"keep_{k}" for k in ("last", "hourly", "daily", "weekly", "monthly", "yearly", "tag")]
+    + ["keep_within", "repack_threshold", "grace_minutes", "dry_run", "repack_small", "lock_wait"]
+)
 
 
 # A pack under this fraction of the store's pack size is "small": merged when there are two.

@@ -102,7 +102,7 @@ class RetentionPolicy:
         weekly: int = 0,
         monthly: int = 0,
         yearly: int = 0,
-        tags: list[str] | None = None,
+        tag: list[str] | None = None,
         within: str | None = None,
     ) -> RetentionPolicy:
         """The policy from user-facing `keep-*` options (CLI flags, flow and task parameters)."""
@@ -113,7 +113,7 @@ class RetentionPolicy:
             weekly=weekly,
             monthly=monthly,
             yearly=yearly,
-            tags=list(tags or []),
+            tags=list(tag or []),
             within=Within.parse(within) if within else None,
         )
 

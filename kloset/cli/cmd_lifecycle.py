@@ -73,7 +73,7 @@ def prune(
         "--repack-small/--no-repack-small",
         help="Merge small packs (each backup's tail) into full ones.",
     ),
-    grace: float = typer.Option(
+    grace_minutes: float = typer.Option(
         60.0, "--grace", metavar="MINUTES", help="Never delete packs younger than this."
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would go; change nothing."),
@@ -85,21 +85,8 @@ def prune(
     from kloset.prune import PruneOptions
     from kloset.prune import prune as run_prune
 
-    options = PruneOptions.from_params(
-        keep_last=keep_last,
-        keep_hourly=keep_hourly,
-        keep_daily=keep_daily,
-        keep_weekly=keep_weekly,
-        keep_monthly=keep_monthly,
-        keep_yearly=keep_yearly,
-        keep_tag=keep_tag,
-        keep_within=keep_within,
-        repack_threshold=repack_threshold,
-        grace_minutes=grace,
-        dry_run=dry_run,
-        repack_small=repack_small,
-        lock_wait=lock_wait,
-    )
+    # Every option but --json is a prune option, under the name PruneOptions takes.
+    options = PruneOptions.from_params({k: v for k, v in ctx.params.items() if k != "as_json"})
     repo = store_ctx(ctx).open()
     report = run_prune(repo, options)
     if as_json:
@@ -120,7 +107,7 @@ def prune(
         f"{hs(report.bytes_copied)} still used is copied)"
     )
     if report.packs_young:
-        o.out(f"  keep {report.packs_young} younger than {grace:g} min as they are")
+        o.out(f"  keep {report.packs_young} younger than {grace_minutes:g} min as they are")
     for name, why in report.unreadable:
         o.err(f"warning: {name}: {why}")
     if report.tmp_removed:
