@@ -52,10 +52,18 @@ def unpack_body(body: bytes, what: str, max_size: int = 1 << 31) -> bytes:
     if flag == FLAG_RAW:
         return body[1:]
     if flag == FLAG_ZSTD:
+        frame = memoryview(body)[1:]
         try:
-            return _decompressor().decompress(memoryview(body)[1:], max_output_size=max_size)
+            # zstd allocates what the frame header declares before it reads a byte of data, so a
+            # damaged header would ask for terabytes: refuse what no object of ours can be.
+            declared = zstandard.frame_content_size(frame)
+            if declared > max_size:
+                raise CorruptObject(f"{what}: declares {declared:,} bytes uncompressed (damaged)")
+            return _decompressor().decompress(frame, max_output_size=max_size)
         except zstandard.ZstdError as exc:
             raise CorruptObject(f"{what}: bad compressed data ({exc})") from exc
+        except MemoryError:
+            raise CorruptObject(f"{what}: too large to decompress (damaged)") from None
     raise CorruptObject(f"{what}: unknown encoding flag {flag}")
 
 
