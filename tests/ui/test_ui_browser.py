@@ -136,7 +136,11 @@ def test_snapshot_list(page: Page, served: Served, ui_store: UiStore) -> None:
     shot(page, "snapshots.png")
     page.click("th[data-sort=time]")  # newest first → oldest first
     page.wait_for_function("() => location.hash.includes('order=asc')")
-    page.locator(f"#snapshots tbody tr[data-id='{ui_store.damaged.hex}']").wait_for()
+    # Every row is on the page in both orders: wait for the re-sorted list, not for a row.
+    page.wait_for_function(
+        "id => document.querySelector('#snapshots tbody tr')?.dataset.id === id",
+        arg=ui_store.damaged.hex,
+    )
     assert (
         page.locator("#snapshots tbody tr").first.get_attribute("data-id") == ui_store.damaged.hex
     )
