@@ -139,7 +139,8 @@ def test_a_second_ctrl_c_exits_at_once(tmp_path: Path) -> None:
     started = time.monotonic()
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=5)
-    assert proc.returncode == 130 and time.monotonic() - started < 1.0
+    # "At once": well inside the 60 s grace, with room for a loaded 2-core CI machine.
+    assert proc.returncode == 130 and time.monotonic() - started < 3.0
 
 
 def test_work_that_does_not_stop_is_abandoned_after_the_grace_period(tmp_path: Path) -> None:
