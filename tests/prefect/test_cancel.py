@@ -147,7 +147,7 @@ def slow_store(emulator: Any, koofr_folder: Any) -> Iterator[tuple[Any, dict[str
     from blocks import KlosetRepository
     from koofr_emulator import FaultRule
 
-    folder = koofr_folder("store")
+    folder = koofr_folder(f"store{os.getpid()}")  # unique on the machine: `pgrep -f` finds it
     block = KlosetRepository(location=folder, passphrase=SecretStr(PASSPHRASE))
     block.create_repository()
     name = folder.base_folder.lower().replace("_", "-")

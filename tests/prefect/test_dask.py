@@ -58,6 +58,20 @@ def _restored_exactly(store: KlosetRepository, snapshot: str, tree: Path, out: P
     assert fingerprint(out) == fingerprint(tree)
 
 
+def _back_up(cluster: DaskCluster, tree: Path, store: KlosetRepository) -> Any:
+    """`backup_flow` of `tree` with its batches on `cluster`; the final state."""
+    return backup_flow(
+        str(tree),
+        store,
+        create_store=True,
+        batch_bytes=BATCH_BYTES,
+        workers=2,
+        dask_address=cluster.address,
+        verify_fraction=0,
+        return_state=True,
+    )
+
+
 def _task_runs(state: Any) -> list[Any]:
     import asyncio
 
@@ -114,16 +128,7 @@ def test_backup_into_local_and_koofr_stores_on_a_dask_cluster(
     }
     for name, store in stores.items():
         before = _dask_ran_batches(cluster)
-        state = backup_flow(
-            str(tree),
-            store,
-            create_store=True,
-            batch_bytes=BATCH_BYTES,
-            workers=2,
-            dask_address=cluster.address,
-            verify_fraction=0,
-            return_state=True,
-        )
+        state = _back_up(cluster, tree, store)
         assert state.is_completed(), f"{name}: {state.message}"
         after = _dask_ran_batches(cluster)
         # Both workers ran batches: the flow's process ran none.
@@ -171,16 +176,7 @@ def test_a_worker_killed_mid_batch_is_replaced_and_the_snapshot_is_exact(
     killer = threading.Thread(target=kill_one_mid_batch, daemon=True)
     killer.start()
     try:
-        state = backup_flow(
-            str(tree),
-            store,
-            create_store=True,
-            batch_bytes=BATCH_BYTES,
-            workers=2,
-            dask_address=cluster.address,
-            verify_fraction=0,
-            return_state=True,
-        )
+        state = _back_up(cluster, tree, store)
     finally:
         killer.join(60)
         survivor = cluster.start_worker()  # the module's cluster has two workers again
