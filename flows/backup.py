@@ -24,15 +24,17 @@ from blocks import locations as block_locations
 from flows import cancel, reporting
 from flows.events import BackupEvents
 from flows.runners import RunnerChoice, make_runner, run_batches
-from kloset import workers as engine_workers
 from kloset.backup import BackupOptions, BatchResult, CommitResult, EnumerateResult
 from kloset.backup import spool as engine_spool
+from kloset.backup.journal import RUNS_DIR, batch_of, read_journal
 from kloset.backup.options import TASK_BATCH_BYTES, TASK_BATCH_FILES
 from kloset.backup.plan import load_batches
 from kloset.display import parse_size
+from kloset.storescan import list_objects
 from kloset.throttle import limited
 from kloset_tasks import backup_batch, commit_snapshot, enumerate_task, verify
-from kloset_tasks.spec import koofr_tags, store_session, store_spec
+from kloset_tasks.backup import forget_batches, stop_batches
+from kloset_tasks.spec import koofr_tags, open_repo, store_session, store_spec
 
 # A batch must take seconds, not milliseconds: Prefect's per-task cost (~40 ms of state
 # changes on a SQLite server) then stays far below 5% of the run (kloset.backup.options).
@@ -234,17 +236,23 @@ def _back_up_batches(
             "processes": 0 if dask_address else processes,
         }
 
-    with make_runner(task_runner, workers, dask_address) as runner:
-        try:
-            failures = run_batches(
-                runner, plan.batches, [(batch_t, params)], window=workers, on_result=on_result
-            )
-        except BaseException:
-            engine_workers.shutdown_shared()  # do not wait for batches nobody will commit
-            raise
+    try:
+        with make_runner(task_runner, workers, dask_address) as runner:
+            try:
+                failures = run_batches(
+                    runner, plan.batches, [(batch_t, params)], window=workers, on_result=on_result
+                )
+            except BaseException:
+                stop_batches()  # before the runner waits for them: nobody will commit them
+                raise
+    finally:
+        forget_batches()
+        if len(run.batches) < plan.batches:
+            _count_stored_batches(run, spec)
     if failures:
         for batch, _stage, exc in failures:
-            run.failures.extend(_batch_failures(run, batch, exc))
+            if batch not in run.batches:  # its journal may have made it to the store
+                run.failures.extend(_batch_failures(run, batch, exc))
         run.stopped = f"batch {failures[0][0] + 1}: {_one_line(failures[0][2])}"
         raise reporting.KlosetFlowError(
             reporting.failure_message(
@@ -253,6 +261,38 @@ def _back_up_batches(
                 run.failures,
             )
         )
+
+
+def _count_stored_batches(run: _Run, spec: KlosetRepository) -> None:
+    """Add the batches whose journal is in the store although their result never reached the
+    flow (cut off by a cancel or a lost worker at their last moment), so a stopped run's
+    summary says exactly what the next run adopts. Best effort: the store may be what failed.
+    """
+    assert run.plan is not None
+    try:
+        repo = open_repo(spec)
+        names = list_objects(repo.storage, f"{RUNS_DIR}/{run.plan.run_id}")
+        for obj in names:
+            batch = batch_of(obj.name)
+            if batch is None or batch in run.batches:
+                continue
+            doc = read_journal(repo, obj.name)
+            stats = doc.get("stats", {})
+            run.batches[batch] = BatchResult(
+                batch=batch,
+                files=len(doc.get("files", [])),
+                bytes_read=int(stats.get("bytes_read", 0)),
+                chunks=int(stats.get("chunks", 0)),
+                new_chunks=int(stats.get("new_chunks", 0)),
+                new_bytes=int(stats.get("new_bytes", 0)),
+                stored_bytes=int(stats.get("stored_bytes", 0)),
+                packs=len(doc.get("packs", [])),
+                index=doc.get("index"),
+                journal=obj.name,
+                errors=[tuple(e) for e in doc.get("errors", [])],
+            )
+    except Exception as exc:  # noqa: BLE001 - the summary then says what the flow saw
+        get_run_logger().warning("cannot list the run's stored batches: %s", _one_line(exc))
 
 
 def _batch_failures(run: _Run, batch: int, exc: BaseException) -> list[tuple[str, str]]:

@@ -10,6 +10,7 @@ has, commit only writes the snapshot header last).
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from blocks import KlosetRepository
@@ -29,7 +30,30 @@ from kloset.backup.batch import BatchItem, batch_job, ship
 from kloset.check import verify_snapshot
 from kloset.errors import StoreNotFound
 from kloset_tasks.factory import kloset_task
-from kloset_tasks.spec import LocationParam, backup_spool_root, open_repo
+from kloset_tasks.spec import LocationParam, _run_id, backup_spool_root, open_repo
+
+# Per flow run: set when the run is cancelled or interrupted, so the batches it runs in this
+# process's threads stop between two files (the engine's `stop`).
+_stops: dict[str, threading.Event] = {}
+_stops_lock = threading.Lock()
+
+
+def _batch_stop() -> threading.Event:
+    with _stops_lock:
+        return _stops.setdefault(_run_id(), threading.Event())
+
+
+def stop_batches() -> None:
+    """Abandon this flow run's batches in this process now: threads stop between two files,
+    worker processes are killed (what they half wrote is temporaries nobody names)."""
+    _batch_stop().set()
+    engine_workers.shutdown_shared()
+
+
+def forget_batches() -> None:
+    """The flow run's batches are over: drop its stop event."""
+    with _stops_lock:
+        _stops.pop(_run_id(), None)
 
 
 @kloset_task("enumerate", retries=2, backoff=5)
@@ -83,7 +107,7 @@ def backup_batch(
         result: BatchResult = pool.run(batch_job, shipped, src, run, batch, items)
         return result
     repo = open_repo(store, refresh=True)
-    return back_up_batch(repo, src, run, batch, items)
+    return back_up_batch(repo, src, run, batch, items, stop=_batch_stop())
 
 
 @kloset_task("commit_snapshot", retries=3)

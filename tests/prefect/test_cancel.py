@@ -252,3 +252,28 @@ def test_a_killed_flow_run_process_takes_its_batch_workers_along(
             os.kill(pid, signal.SIGKILL)
     final = _wait("the run to end", lambda: (s := _state(flow_run_id)).is_final() and s, 30)
     assert final.is_crashed(), final
+
+
+def test_stopped_batches_end_between_two_files(
+    local_source: Path, store_block: Any, tmp_path: Path
+) -> None:
+    """A cancelled run's batches running in the flow's threads (a Koofr source's) stop at the
+    next file instead of finishing: `stop_batches` sets the engine's `stop` for this run."""
+    from blocks import locations
+    from kloset.backup import BackupOptions, enumerate_source, load_batches
+    from kloset.backup.batch import BatchStopped
+    from kloset_tasks.backup import backup_batch, forget_batches, stop_batches
+
+    store_block.create_repository()
+    repo = store_block.open_repository()
+    source = locations.open_source(str(local_source))
+    plan = enumerate_source(repo, source, str(tmp_path / "spool"), BackupOptions())
+    (items,) = load_batches(plan.run_dir)
+    try:
+        stop_batches()
+        with pytest.raises(BatchStopped):
+            backup_batch.fn(store_block, str(local_source), plan.run, 0, items)
+    finally:
+        forget_batches()
+    done = backup_batch.fn(store_block, str(local_source), plan.run, 0, items)
+    assert done.files == len(items) > 0
