@@ -28,9 +28,14 @@ from kloset.backup import (
 from kloset.backup import commit_snapshot as engine_commit
 from kloset.backup.batch import BatchItem, batch_job, ship
 from kloset.check import verify_snapshot
-from kloset.errors import StoreNotFound
 from kloset_tasks.factory import kloset_task
-from kloset_tasks.spec import LocationParam, _run_id, backup_spool_root, open_repo
+from kloset_tasks.spec import (
+    LocationParam,
+    _run_id,
+    backup_spool_root,
+    open_or_create,
+    open_repo,
+)
 
 # Per flow run: set when the run is cancelled or interrupted, so the batches it runs in this
 # process's threads stop between two files (the engine's `stop`).
@@ -69,13 +74,7 @@ def enumerate_task(
     Unchanged files (same size, mtime and, on Koofr, MD5) reuse the parent's chunks and are
     never read. With `create_store`, a missing store is created first (for first runs).
     """
-    try:
-        repo = open_repo(store)
-    except StoreNotFound:
-        if not create_store:
-            raise
-        store.create_repository()
-        repo = open_repo(store)
+    repo = open_or_create(store, create_store)
     src = block_locations.open_source(source)
     return enumerate_source(repo, src, backup_spool_root(repo, spool_dir), options)
 

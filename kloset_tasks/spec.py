@@ -106,6 +106,18 @@ def forget_run() -> None:
             del _repos[key]
 
 
+def open_or_create(store: KlosetRepository, create: bool) -> Repository:
+    """Open the store; with `create`, a missing one is created first (a first run). Without
+    it, StoreNotFound goes up with its one-line fix."""
+    try:
+        return open_repo(store)
+    except StoreNotFound:
+        if not create:
+            raise
+        store.create_repository()
+        return open_repo(store)
+
+
 @contextmanager
 def store_session(
     store: KlosetRepository,
@@ -121,13 +133,7 @@ def store_session(
     cover the run from its first read to its last write (a prune waits for it). `required`
     False lets restores and checks read a store they cannot write a lock into.
     """
-    try:
-        repo = open_repo(store)
-    except StoreNotFound:
-        if not create:
-            raise
-        store.create_repository()
-        repo = open_repo(store)
+    repo = open_or_create(store, create)
     try:
         with store_lock(repo, exclusive, operation, required=required):
             yield repo
