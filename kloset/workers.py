@@ -314,8 +314,16 @@ def ping(report: Report, seconds: float = 0.0) -> int:
     return os.getpid()
 
 
-def _die_with_parent(parent: int) -> None:
-    """Ask Linux to SIGKILL us when the parent ends; then check it has not ended already."""
+def cpu_count() -> int:
+    """CPUs this process may run on (a container's affinity, not the host's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL us when the parent ends; then check it has not ended already.
+    Every child process of kloset calls this first (these workers, restore's forked writers)."""
     if sys.platform.startswith("linux") and not os.environ.get(NO_PDEATHSIG_ENV):
         import ctypes
 
@@ -361,7 +369,7 @@ def serve() -> None:
     """The worker's loop: one job in, its reports and then one reply out, until EOF."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = int(os.environ.get(_PARENT_ENV) or os.getppid())
-    _die_with_parent(parent)
+    die_with_parent(parent)
     out = sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write into the reply pipe
     jobs: queue.Queue[bytes] = queue.Queue()
@@ -383,10 +391,7 @@ def serve() -> None:
             func, args = pickle.loads(raw)  # noqa: S301 - from our parent, over a private pipe
             reply: tuple[str, Any] = ("ok", func(report, *args))
         except Exception as exc:  # noqa: BLE001 - handed to the caller, who raises it
-            reply = (
-                "error",
-                exc if _picklable(exc) else KlosetError(f"{type(exc).__name__}: {exc}"),
-            )
+            reply = ("error", sendable(exc))
         try:
             with lock:
                 _send(out, reply)
@@ -394,9 +399,10 @@ def serve() -> None:
             os._exit(1)  # the parent is gone
 
 
-def _picklable(exc: BaseException) -> bool:
+def sendable(exc: BaseException) -> BaseException:
+    """`exc` if it survives pickling to the parent, else a KlosetError with its text."""
     try:
         pickle.loads(pickle.dumps(exc))  # noqa: S301 - round trip of our own object
     except Exception:  # noqa: BLE001
-        return False
-    return True
+        return KlosetError(f"{type(exc).__name__}: {exc}")
+    return exc

@@ -8,8 +8,6 @@ take seconds and keep that overhead far below 5% of the run.
 
 from __future__ import annotations
 
-import os
-
 MIB = 1024 * 1024
 
 BATCH_BYTES = 64 * MIB  # changed bytes per batch, in-process runs (CLI, UI)
@@ -20,14 +18,9 @@ REMOTE_WORKERS = 8  # batches at once from a remote source: they wait on the net
 FLOW_WORKERS = 4  # batches in flight in a flow run
 
 
-def cpu_count() -> int:
-    """CPUs this process may run on (a container's affinity, not the host's count)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
-
-
 def default_workers(local_source: bool) -> int:
     """Batches run at once: one per CPU for a local source (chunking is CPU-bound), more for a
     remote one (reads wait on the network)."""
+    from kloset.workers import cpu_count  # (the CLI's start-up imports no worker machinery)
+
     return cpu_count() if local_source else REMOTE_WORKERS

@@ -17,7 +17,6 @@ threaded path stays for everything else.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import pickle
 import selectors
@@ -31,6 +30,7 @@ from typing import Any
 from kloset.destination import Destination, LocalDestination
 from kloset.repository import Repository
 from kloset.restore.batch import RestoreBatchResult, restore_batch
+from kloset.workers import cpu_count, die_with_parent, sendable
 
 _LEN = struct.Struct("<I")
 _STOP = -1
@@ -47,12 +47,8 @@ def usable(repo: Repository, dest: Destination, batches: int) -> bool:
         and batches > 1
         and repo.storage.local
         and isinstance(dest, LocalDestination)
-        and default_workers() > 1
+        and cpu_count() > 1
     )
-
-
-def default_workers() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
 
 
 def _read_exact(fd: int, n: int) -> bytes:
@@ -81,25 +77,18 @@ def _child(jobs: int, results: int, parent: int, work: Callable[[int], Any]) -> 
     """Run batches as the parent hands them out, until told to stop; never returns."""
     code = 0
     try:
-        with contextlib.suppress(OSError, AttributeError):  # die with the parent, even by KILL
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        die_with_parent(parent)  # even by SIGKILL
         # Ctrl-C is the parent's to handle; the CLI's other handlers (kloset.interrupts) would
         # release store locks the parent holds: a signal meant for the group just ends us.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         for signum in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
             if signum is not None:
                 signal.signal(signum, signal.SIG_DFL)
-        if os.getppid() != parent:
-            os._exit(1)  # the parent died before prctl took effect
         while (batch := _recv(jobs)) != _STOP:
             try:
                 _send(results, ("ok", batch, work(batch)))
             except Exception as exc:  # noqa: BLE001 - the parent raises it
-                try:
-                    pickle.loads(pickle.dumps(exc))
-                    _send(results, ("error", batch, exc))
-                except Exception:  # noqa: BLE001 - an exception that does not pickle
-                    _send(results, ("error", batch, RuntimeError(f"{type(exc).__name__}: {exc}")))
+                _send(results, ("error", batch, sendable(exc)))
     except BaseException:  # noqa: BLE001 - the parent went away or stopped us
         code = 1
     finally:
@@ -135,7 +124,7 @@ def forked_batches(
         )
         return res, files
 
-    n = max(1, min(workers or default_workers(), batches))
+    n = max(1, min(workers or cpu_count(), batches))
     children: dict[int, tuple[int, int]] = {}  # pid -> (jobs write end, results read end)
     parent = os.getpid()
     try:

@@ -17,6 +17,7 @@ from kloset import rundir
 from kloset.destination import LocalDestination
 from kloset.errors import KlosetError
 from kloset.restore import finish_restore, plan_restore, procs
+from kloset.workers import cpu_count
 
 
 def _no_children() -> bool:
@@ -45,7 +46,7 @@ def planned(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def test_every_batch_written_once_byte_exact(planned) -> None:  # type: ignore[no-untyped-def]
     src, repo, dest, plan = planned
-    assert procs.usable(repo, dest, plan.batches) == (procs.default_workers() > 1)
+    assert procs.usable(repo, dest, plan.batches) == (cpu_count() > 1)
     data = rundir.read_msgpack(rundir.plan_path(plan.run_dir))
     files: list[tuple[int, bool]] = []
     results = list(
@@ -101,7 +102,7 @@ def test_a_failing_batch_raises_here_and_stops_the_workers(
 
 
 def test_sigterm_to_the_cli_ends_its_restore_workers(tmp_path: Path) -> None:
-    if procs.default_workers() < 2:
+    if cpu_count() < 2:
         pytest.skip("one core: restores run in threads")
     src = tmp_path / "src"
     for i in range(3000):
