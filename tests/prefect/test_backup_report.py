@@ -6,12 +6,10 @@ import json
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
-from blocks import KlosetRepository
 from flows import backup_flow
-from tests.prefect.conftest import PASSPHRASE, koofr_files
-from tests.prefect.test_flows import _fault_after_first_index, _run_id
+from tests.prefect.conftest import koofr_files
+from tests.prefect.test_flows import _fault_after_first_index, _run_id, faulty_koofr_backup
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 MIB = 1024 * 1024
@@ -41,17 +39,7 @@ def _rows(table: Any) -> list[dict[str, str]]:
 def test_a_retried_run_that_stops_early_reports_what_each_attempt_stored(
     emulator: Any, koofr_folder: Any, koofr_fs: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import flows.backup as backup_module
-
-    # The fault below is permanent: task retries stay on, only without waiting.
-    monkeypatch.setattr(
-        backup_module,
-        "backup_batch",
-        backup_module.backup_batch.with_options(retries=1, retry_delay_seconds=0),
-    )
-    store = KlosetRepository(location=koofr_folder("faulty"), passphrase=SecretStr(PASSPHRASE))
-    store.create_repository()
-    source = koofr_folder("Corpus", fresh=False)
+    store, source = faulty_koofr_backup(koofr_folder, monkeypatch)
     stop = _fault_after_first_index(emulator, store.location.base_folder)
     try:
         state = backup_flow.with_options(retries=1, retry_delay_seconds=0)(

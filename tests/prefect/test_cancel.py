@@ -27,6 +27,7 @@ from pydantic import SecretStr
 
 from tests.prefect.big_tree import make_tree
 from tests.prefect.conftest import PASSPHRASE, WORK_POOL
+from tests.prefect.feed import wait_for
 from tests.prefect.processes import Process
 
 MIB = 1024 * 1024
@@ -80,17 +81,6 @@ def _cancel(flow_run_id: UUID) -> None:
             assert result.status.value == "ACCEPT", result
 
     asyncio.run(cancel())
-
-
-def _wait(what: str, check: Callable[[], Any], timeout: float, step: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(step)
 
 
 def run_processes(flow_run_id: UUID) -> dict[int, str]:
@@ -185,15 +175,17 @@ def test_cancel_mid_backup_ends_cancelled_and_the_next_run_resumes(
     flow_run_id = deployment(
         source=str(tree), store=ref, batch_bytes=BATCH_BYTES, workers=2, verify_fraction=0
     )
-    _wait("the first batch in the store", lambda: _first_batch_stored(store, flow_run_id), 120)
+    wait_for(
+        lambda: _first_batch_stored(store, flow_run_id), "the first batch in the store", 120, 0.1
+    )
     busy = run_processes(flow_run_id)
     assert len(busy) >= 2, f"no batch workers running: {busy}"
 
     started = time.monotonic()
     _cancel(flow_run_id)
-    _wait("the run's processes to exit", lambda: not run_processes(flow_run_id), 10)
+    wait_for(lambda: not run_processes(flow_run_id), "the run's processes to exit", 10, 0.1)
     exited = time.monotonic() - started
-    final = _wait("the run to end", lambda: (s := _state(flow_run_id)).is_final() and s, 30)
+    final = wait_for(lambda: (s := _state(flow_run_id)).is_final() and s, "the run to end", 30, 0.1)
     took = time.monotonic() - started
     assert final.is_cancelled(), final
     print(f"cancel: the run's processes exited after {exited:.1f} s, Cancelled after {took:.1f} s")
@@ -236,21 +228,22 @@ def test_a_killed_flow_run_process_takes_its_batch_workers_along(
     flow_run_id = deployment(
         source=str(tree), store=ref, batch_bytes=BATCH_BYTES, workers=2, verify_fraction=0
     )
-    _wait(
-        "batch workers",
+    wait_for(
         lambda: len(run_processes(flow_run_id)) >= 2 and _state(flow_run_id).is_running(),
+        "batch workers",
         120,
+        0.1,
     )
     procs = run_processes(flow_run_id)
     # The flow-run process is the one whose parent (the Prefect worker) is not of the run.
     (flow_pid,) = [pid for pid in procs if _parent(pid) not in procs]
     os.kill(flow_pid, signal.SIGKILL)
     try:
-        _wait("the batch workers to exit", lambda: not run_processes(flow_run_id), 2)
+        wait_for(lambda: not run_processes(flow_run_id), "the batch workers to exit", 2, 0.1)
     finally:
         for pid in run_processes(flow_run_id):  # a failed test leaves nothing behind
             os.kill(pid, signal.SIGKILL)
-    final = _wait("the run to end", lambda: (s := _state(flow_run_id)).is_final() and s, 30)
+    final = wait_for(lambda: (s := _state(flow_run_id)).is_final() and s, "the run to end", 30, 0.1)
     assert final.is_crashed(), final
 
 

@@ -141,17 +141,7 @@ def test_unreadable_source_file_fails_loudly_after_committing(
 def test_failed_upload_then_rerun_reuses_uploaded_batches(
     emulator: Any, koofr_folder: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import flows.backup as backup_module
-
-    # Task retries stay on, only without waiting: the fault below is permanent.
-    monkeypatch.setattr(
-        backup_module,
-        "backup_batch",
-        backup_module.backup_batch.with_options(retries=1, retry_delay_seconds=0),
-    )
-    store = KlosetRepository(location=koofr_folder("faulty"), passphrase=SecretStr(PASSPHRASE))
-    store.create_repository()
-    source = koofr_folder("Corpus", fresh=False)
+    store, source = faulty_koofr_backup(koofr_folder, monkeypatch)
     base = store.location.base_folder
     emulator.reset_counters()
 
@@ -179,6 +169,21 @@ def test_failed_upload_then_rerun_reuses_uploaded_batches(
     report = check_store(repo, read_data=True)
     assert report.ok, report.errors
     assert len(repo.list_snapshots()) == 1
+
+
+def faulty_koofr_backup(koofr_folder: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
+    """A fresh store and the shared corpus, both on Koofr, for a backup a fault will stop:
+    batch retries stay on but do not wait (the faults these tests inject are permanent)."""
+    import flows.backup as backup_module
+
+    monkeypatch.setattr(
+        backup_module,
+        "backup_batch",
+        backup_module.backup_batch.with_options(retries=1, retry_delay_seconds=0),
+    )
+    store = KlosetRepository(location=koofr_folder("faulty"), passphrase=SecretStr(PASSPHRASE))
+    store.create_repository()
+    return store, koofr_folder("Corpus", fresh=False)
 
 
 def _fault_after_first_index(emulator: Any, base: str) -> Any:
