@@ -130,11 +130,50 @@ def commit_snapshot(
     """Assemble the snapshot from the plan and every batch's journal, and commit it."""
     plan = load_plan(run_dir)
     items = plan["items"]
-    run_id = str(plan["run"])
+    files, errors, totals = _read_journals(repo, plan)
+    _check_stored(repo, items, files)
+    children, dir_items, counts = _entries(items, files, errors)
+    tree_spool = os.path.join(run_dir, "trees")
+    os.makedirs(tree_spool, exist_ok=True)
+    writer = TreeWriter(repo, tree_spool)
+    root_id = _write_trees(writer, children, dir_items, counts)
+    if plan["options"].get("skip_if_unchanged"):
+        same = _unchanged_parent(repo, plan, root_id)
+        if same is not None:
+            _end_run(repo, plan, run_dir, cleanup)
+            return CommitResult(same.hex, {**counts, "files_read": len(files)}, errors, True)
+    tree_packs = writer.finish()
+    store_packs(repo, tree_packs)
+
+    if extra_errors:
+        errors.extend(extra_errors)
+    stats: dict[str, Any] = {
+        **counts,
+        "bytes_read": totals["bytes_read"],
+        "chunks_new": totals["new_chunks"],
+        "bytes_new": totals["new_bytes"],
+        "bytes_added": totals["stored_bytes"] + sum(p.size for p in tree_packs),
+        "trees_new": writer.count,
+        "files_read": len(files),
+        "duration": round((time.time_ns() - int(plan["started"])) / 1e9, 3),
+        "errors": len(errors),
+    }
+    snap_id = repo.save_snapshot(_header(plan, root_id, stats, errors))
+    _end_run(repo, plan, run_dir, cleanup)
+    return CommitResult(snapshot_id=snap_id.hex(), stats=stats, errors=errors)
+
+
+def _read_journals(
+    repo: Repository, plan: dict[str, Any]
+) -> tuple[dict[int, list[Any]], list[tuple[str, str]], dict[str, int]]:
+    """Every batch's files (plan index -> [chunk ids, size]), errors and summed stats, from
+    the journals in the store; a batch without one, or one that disagrees with the plan,
+    stops the commit (its run is not finished)."""
+    items = plan["items"]
     files: dict[int, list[Any]] = {}
     errors: list[tuple[str, str]] = []
     totals = {"bytes_read": 0, "new_chunks": 0, "new_bytes": 0, "stored_bytes": 0, "chunks": 0}
-    journals = read_run(repo, run_id)
+    journals = read_run(repo, str(plan["run"]))
     for batch_no in range(len(plan["batches"])):
         res = journals.get(batch_no)
         if res is None:
@@ -146,9 +185,14 @@ def commit_snapshot(
         errors.extend((str(p), str(m)) for p, m in res["errors"])
         for key in totals:
             totals[key] += int(res["stats"].get(key, 0))
+    return files, errors, totals
 
-    _check_stored(repo, items, files)
 
+def _entries(
+    items: list[Any], files: dict[int, list[Any]], errors: list[tuple[str, str]]
+) -> tuple[dict[str, list[Entry]], list[tuple[str, list[Any]]], dict[str, int]]:
+    """Each folder's file and symlink entries, the folders themselves (in plan order) and the
+    counts; plan errors are appended to `errors`."""
     children: dict[str, list[Entry]] = defaultdict(list)
     dir_items: list[tuple[str, list[Any]]] = []
     counts = {"files": 0, "dirs": 0, "symlinks": 0, "bytes": 0}
@@ -178,10 +222,16 @@ def commit_snapshot(
         elif etype == SYMLINK:
             children[parent].append(Entry(name, SYMLINK, mode, mtime_ns, target=target))
             counts["symlinks"] += 1
+    return children, dir_items, counts
 
-    tree_spool = os.path.join(run_dir, "trees")
-    os.makedirs(tree_spool, exist_ok=True)
-    writer = TreeWriter(repo, tree_spool)
+
+def _write_trees(
+    writer: TreeWriter,
+    children: dict[str, list[Entry]],
+    dir_items: list[tuple[str, list[Any]]],
+    counts: dict[str, int],
+) -> bytes:
+    """Write the folders bottom-up (each after everything below it); returns the root's id."""
     root_id: bytes | None = None
     for relpath, meta in reversed(dir_items):
         _etype, mode, mtime_ns, _size, _target, _extra = meta
@@ -193,33 +243,13 @@ def commit_snapshot(
             children[parent].append(Entry(name, DIR, mode, mtime_ns, subtree=tree_id))
             counts["dirs"] += 1
     assert root_id is not None, "plan has no root directory"
-    if plan["options"].get("skip_if_unchanged"):
-        same = _unchanged_parent(repo, plan, root_id)
-        if same is not None:
-            _forget_journals(repo, plan)
-            if cleanup:
-                spool.remove_run(run_dir)
-            return CommitResult(same.hex, {**counts, "files_read": len(files)}, errors, True)
-    tree_packs = writer.finish()
-    store_packs(repo, tree_packs)
-    tree_bytes = sum(p.size for p in tree_packs)
+    return root_id
 
-    if extra_errors:
-        errors.extend(extra_errors)
-    duration = (time.time_ns() - int(plan["started"])) / 1e9
-    stored = totals["stored_bytes"] + tree_bytes
-    stats: dict[str, Any] = {
-        **counts,
-        "bytes_read": totals["bytes_read"],
-        "chunks_new": totals["new_chunks"],
-        "bytes_new": totals["new_bytes"],
-        "bytes_added": stored,
-        "trees_new": writer.count,
-        "files_read": len(files),
-        "duration": round(duration, 3),
-        "errors": len(errors),
-    }
-    header = SnapshotHeader(
+
+def _header(
+    plan: dict[str, Any], root_id: bytes, stats: dict[str, Any], errors: list[tuple[str, str]]
+) -> SnapshotHeader:
+    return SnapshotHeader(
         root=root_id,
         time_ns=int(plan["started"]),
         source=plan["source"],
@@ -232,11 +262,14 @@ def commit_snapshot(
         errors_total=len(errors),
         origin=dict(plan["options"].get("origin") or {}),
     )
-    snap_id = repo.save_snapshot(header)
+
+
+def _end_run(repo: Repository, plan: dict[str, Any], run_dir: str, cleanup: bool) -> None:
+    """The run is over: its journals (and those of the dead runs it adopted) go, and with
+    `cleanup` its run directory."""
     _forget_journals(repo, plan)
     if cleanup:
         spool.remove_run(run_dir)
-    return CommitResult(snapshot_id=snap_id.hex(), stats=stats, errors=errors)
 
 
 def _forget_journals(repo: Repository, plan: dict[str, Any]) -> None:

@@ -105,8 +105,8 @@ HOLDER = textwrap.dedent(
     interrupts.set_verb("prune")
     try:
         with interrupts.handled(), store_lock(repo, True, "prune"):
-            print("ready", flush=True)
-            try:
+            try:  # "ready" inside: a signal right after it must land in this try
+                print("ready", flush=True)
                 time.sleep(60)
             except interrupts.Interrupted:
                 time.sleep(60)  # work that does not stop when asked
