@@ -32,7 +32,7 @@ def page(prefect_server: PrefectServer) -> Iterator[Any]:
         try:
             context = browser.new_context(viewport={"width": 1400, "height": 1000})
             pg = context.new_page()
-            pg.set_default_timeout(20_000)
+            pg.set_default_timeout(60_000)
             yield pg
         finally:
             browser.close()
@@ -74,6 +74,7 @@ def test_quick_run_runs_the_deployment_and_custom_run_shows_its_blocks(
     wait_for(
         lambda: [r for r in _runs(prefect_server, dep["id"]) if r["id"] not in before],
         "the quick run to be created",
+        90,  # a loaded 2-core machine: the UI's click, then the server's scheduling
     )
     assert page.get_by_text("Run Deployment").count() == 0
 
