@@ -25,7 +25,6 @@ from flows import cancel, reporting
 from flows.events import BackupEvents
 from flows.runners import RunnerChoice, make_runner, run_batches
 from kloset.backup import BackupOptions, BatchResult, CommitResult, EnumerateResult
-from kloset.backup import spool as engine_spool
 from kloset.backup.journal import RUNS_DIR, batch_of, read_journal
 from kloset.backup.options import TASK_BATCH_BYTES, TASK_BATCH_FILES
 from kloset.backup.plan import load_batches
@@ -328,7 +327,7 @@ def _stop(run: _Run, exc: BaseException) -> None:
     stays in the store and the next run adopts it; the local run directory (the plan) goes.
     """
     if run.plan is not None and run.commit is None:
-        engine_spool.remove_run(run.plan.run_dir)
+        run.plan.discard()
     status = cancel.ended_by(exc)
     run.stopped = run.stopped or (
         "a cancel request" if status == cancel.CANCELLED else _one_line(exc)

@@ -83,6 +83,12 @@ class EnumerateResult:
         """What each batch is given to know its run."""
         return RunRef(self.run_id, self.run_dir, self.source, self.dry_run)
 
+    def discard(self) -> None:
+        """Remove the plan's local run directory once the run ended without a commit: what
+        its finished batches stored (packs, index, journal) stays in the store for the next
+        run to adopt; the plan itself is never read again."""
+        spool.remove_run(self.run_dir)
+
 
 class ParentLookup:
     """Finds a path's entry in the parent snapshot, loading one directory at a time.
