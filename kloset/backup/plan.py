@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -201,90 +201,20 @@ def enumerate_source(
     """
     options = options or BackupOptions()
     excluder = scan_filter(options, source)
-    if lock_id is None:
-        from kloset.locks import held_lock_id
-
-        lock_id = held_lock_id(repo)
     started = time.time_ns()
-    run_id = new_run_id(lock_id)
-    run_dir = os.path.join(spool_root, run_dir_name(run_id))
-    make_run_dir(run_dir, repo.config.store_id)
-    RunClaims.open_db(spool.claims_path(run_dir)).close()  # before parallel batches race for it
-    reusable = Reusable()
-    if not options.dry_run:
-        # What dead runs left: spool packs into the store, unindexed packs indexed, journals
-        # reused below so their files are not read again.
-        from kloset.backup.adopt import adopt_dead_runs
-
-        reusable = adopt_dead_runs(repo, source.location, spool_root, run_id).reusable
+    run_id, run_dir = _new_run(repo, spool_root, lock_id)
+    reusable = _adopt(repo, source, spool_root, run_id, options)
     # --force-read needs no parent, unless --skip-if-unchanged compares with it at commit.
     parent = (
         None
         if options.force_read and not options.parent and not options.skip_if_unchanged
         else find_parent(repo, source.location, options.parent)
     )
-    lookup = ParentLookup(repo, None if options.force_read else parent)
-    if options.force_read:
-        reusable = Reusable()
-
-    items: list[list[Any]] = []
-    batches: list[list[int]] = []
-    current: list[int] = []
-    cur_bytes = 0
-    counts = {
-        "files": 0,
-        "dirs": 0,
-        "symlinks": 0,
-        "bytes": 0,
-        "read_files": 0,
-        "read_bytes": 0,
-        "adopted_files": 0,
-    }
-    errors = 0
+    scan = _Scan(ParentLookup(repo, None if options.force_read else parent), reusable, options)
+    scan.on_batch = on_batch
     for item in source.scan(excluder):
-        meta = [item.type, item.mode, item.mtime_ns, item.size, item.target, item.extra]
-        reuse = None
-        if item.error:
-            errors += 1
-        elif item.type == FILE:
-            counts["files"] += 1
-            counts["bytes"] += item.size
-            old = lookup.lookup(item.relpath)
-            adopted = None
-            if _unchanged(item, old):
-                assert old is not None
-                reuse = old.chunks
-            elif (
-                adopted := reusable.lookup(
-                    item.relpath, item.size, item.mtime_ns, item.extra.get("md5")
-                )
-            ) is not None:
-                reuse = adopted
-                counts["adopted_files"] += 1
-            elif item.size == 0:
-                reuse = []
-            else:
-                idx = len(items)
-                current.append(idx)
-                cur_bytes += item.size
-                counts["read_files"] += 1
-                counts["read_bytes"] += item.size
-                if cur_bytes >= options.batch_bytes or len(current) >= options.batch_files:
-                    batches.append(current)
-                    current, cur_bytes = [], 0
-                    if on_batch is not None:
-                        on_batch(len(batches))
-        elif item.type == DIR:
-            counts["dirs"] += 1
-        else:
-            counts["symlinks"] += 1
-        items.append([item.relpath, meta, reuse, item.error])
-    for relpath in excluder.missing():  # restic warns about these too; the snapshot records them
-        errors += 1
-        items.append([relpath, [FILE, 0, 0, 0, None, {}], None, "in --files-from but not found"])
-    if current:
-        batches.append(current)
-
+        scan.add(item)
+    scan.finish(excluder.missing())
     plan = {
         "v": 2,
         "run": run_id,
@@ -296,16 +226,17 @@ def enumerate_source(
         "started": started,
         "host": socket.gethostname(),
         "user": _user(),
-        "items": items,
-        "batches": batches,
-        "counts": counts,
+        "items": scan.items,
+        "batches": scan.batches,
+        "counts": scan.counts,
     }
     spool.write_msgpack(spool.plan_path(run_dir), plan)
+    counts = scan.counts
     return EnumerateResult(
         run_dir=run_dir,
         source=source.location,
         parent=parent.hex if parent is not None else None,
-        batches=len(batches),
+        batches=len(scan.batches),
         files=counts["files"],
         dirs=counts["dirs"],
         symlinks=counts["symlinks"],
@@ -313,11 +244,110 @@ def enumerate_source(
         files_to_read=counts["read_files"],
         bytes_to_read=counts["read_bytes"],
         files_reused=counts["files"] - counts["read_files"],
-        errors=errors,
+        errors=scan.errors,
         run_id=run_id,
         files_adopted=counts["adopted_files"],
         dry_run=options.dry_run,
     )
+
+
+def _new_run(repo: Repository, spool_root: str, lock_id: str | None) -> tuple[str, str]:
+    """A fresh run id (carrying the store lock's id) and its run directory, with the claims
+    file created before parallel batches race for it."""
+    if lock_id is None:
+        from kloset.locks import held_lock_id
+
+        lock_id = held_lock_id(repo)
+    run_id = new_run_id(lock_id)
+    run_dir = os.path.join(spool_root, run_dir_name(run_id))
+    make_run_dir(run_dir, repo.config.store_id)
+    RunClaims.open_db(spool.claims_path(run_dir)).close()
+    return run_id, run_dir
+
+
+def _adopt(
+    repo: Repository, source: Source, spool_root: str, run_id: str, options: BackupOptions
+) -> Reusable:
+    """Take in what dead runs left (spool packs into the store, unindexed packs indexed) and
+    return their journals' files, reused by the scan so they are not read again. A dry run
+    changes nothing; --force-read reuses nothing (but still adopts)."""
+    if options.dry_run:
+        return Reusable()
+    from kloset.backup.adopt import adopt_dead_runs
+
+    reusable = adopt_dead_runs(repo, source.location, spool_root, run_id).reusable
+    return Reusable() if options.force_read else reusable
+
+
+class _Scan:
+    """The plan as the scan builds it: every item (with the parent's or a dead run's chunks
+    where a file is unchanged), and batches of the files to read, cut by bytes and count."""
+
+    def __init__(self, lookup: ParentLookup, reusable: Reusable, options: BackupOptions) -> None:
+        self.lookup = lookup
+        self.reusable = reusable
+        self.batch_bytes = options.batch_bytes
+        self.batch_files = options.batch_files
+        self.on_batch: Callable[[int], None] | None = None
+        self.items: list[list[Any]] = []
+        self.batches: list[list[int]] = []
+        self.current: list[int] = []
+        self.cur_bytes = 0
+        self.errors = 0
+        self.counts = dict.fromkeys(
+            ("files", "dirs", "symlinks", "bytes", "read_files", "read_bytes", "adopted_files"), 0
+        )
+
+    def add(self, item: ScanItem) -> None:
+        meta = [item.type, item.mode, item.mtime_ns, item.size, item.target, item.extra]
+        reuse = None
+        if item.error:
+            self.errors += 1
+        elif item.type == FILE:
+            reuse = self._file(item)
+        elif item.type == DIR:
+            self.counts["dirs"] += 1
+        else:
+            self.counts["symlinks"] += 1
+        self.items.append([item.relpath, meta, reuse, item.error])
+
+    def _file(self, item: ScanItem) -> list[bytes] | None:
+        """The chunks to reuse for an unchanged file, or None: it goes into a batch."""
+        counts = self.counts
+        counts["files"] += 1
+        counts["bytes"] += item.size
+        old = self.lookup.lookup(item.relpath)
+        if _unchanged(item, old):
+            assert old is not None
+            return old.chunks
+        md5 = item.extra.get("md5")
+        adopted = self.reusable.lookup(item.relpath, item.size, item.mtime_ns, md5)
+        if adopted is not None:
+            counts["adopted_files"] += 1
+            return adopted
+        if item.size == 0:
+            return []
+        self.current.append(len(self.items))
+        self.cur_bytes += item.size
+        counts["read_files"] += 1
+        counts["read_bytes"] += item.size
+        if self.cur_bytes >= self.batch_bytes or len(self.current) >= self.batch_files:
+            self.batches.append(self.current)
+            self.current, self.cur_bytes = [], 0
+            if self.on_batch is not None:
+                self.on_batch(len(self.batches))
+        return None
+
+    def finish(self, missing: Iterable[str]) -> None:
+        """Paths `--files-from` named that the scan never met become errors (restic warns about
+        these too; the snapshot records them); the last partial batch is closed."""
+        for relpath in missing:
+            self.errors += 1
+            self.items.append(
+                [relpath, [FILE, 0, 0, 0, None, {}], None, "in --files-from but not found"]
+            )
+        if self.current:
+            self.batches.append(self.current)
 
 
 def _user() -> str:
